@@ -1,0 +1,12 @@
+//! pier's data plane: the routing table model, the matcher, load balancing and the Pingora
+//! proxy service. Nothing here knows about Kubernetes.
+
+pub mod lb;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod table;
+
+pub use state::ProxyState;

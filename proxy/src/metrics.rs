@@ -1,0 +1,126 @@
+//! Data-plane metrics (Prometheus), registered into the process-wide registry.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// HTTP status class of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusClass {
+    /// 1xx
+    Informational,
+    /// 2xx
+    Success,
+    /// 3xx
+    Redirect,
+    /// 4xx
+    ClientError,
+    /// 5xx
+    ServerError,
+    /// No response was sent (client went away).
+    None,
+}
+
+impl StatusClass {
+    /// The class of a status code (0 means no response).
+    pub fn of(code: u16) -> StatusClass {
+        match code {
+            100..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirect,
+            400..=499 => StatusClass::ClientError,
+            500..=599 => StatusClass::ServerError,
+            _ => StatusClass::None,
+        }
+    }
+}
+
+impl StatusClass {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirect => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+            StatusClass::None => "none",
+        }
+    }
+}
+
+impl EncodeLabelValue for StatusClass {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// Labels of the per-route request counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `namespace/ingress` of the matched route, `default-backend`, or `none` (404).
+    pub route: String,
+    /// Status class of the response.
+    pub code: StatusClass,
+}
+
+/// Labels of the upstream latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// `namespace/ingress` of the matched route.
+    pub route: String,
+}
+
+/// The proxy's metrics.
+#[derive(Debug)]
+pub struct ProxyMetrics {
+    /// Requests answered, by route and status class.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time from connecting to (or reusing a connection to) the upstream until the response is
+    /// done, by route.
+    pub upstream_latency: Family<RouteLabels, Histogram>,
+    /// Upstream attempts that were retried on another endpoint.
+    pub retries: Counter,
+    /// Routing tables published.
+    pub table_swaps: Counter,
+}
+
+impl Default for ProxyMetrics {
+    fn default() -> Self {
+        ProxyMetrics {
+            requests: Family::default(),
+            upstream_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+            retries: Counter::default(),
+            table_swaps: Counter::default(),
+        }
+    }
+}
+
+impl ProxyMetrics {
+    /// Registers every metric under the `pier_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "pier_requests",
+            "Requests answered, by route and status class",
+            self.requests.clone(),
+        );
+        registry.register(
+            "pier_upstream_response_seconds",
+            "Upstream response time, by route",
+            self.upstream_latency.clone(),
+        );
+        registry.register(
+            "pier_upstream_retries",
+            "Upstream attempts retried on another endpoint",
+            self.retries.clone(),
+        );
+        registry.register(
+            "pier_table_swaps",
+            "Routing tables published to the proxy",
+            self.table_swaps.clone(),
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Builds and runs the Pingora server hosting the proxy service.
+
+use crate::service::PierProxy;
+use crate::state::ProxyState;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the data plane listens and shuts down.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Plain HTTP listener address, e.g. `0.0.0.0:8080`.
+    pub http_listen: String,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// On SIGTERM, how long listeners keep accepting before they close.
+    pub shutdown_delay: Duration,
+    /// After that, how long in-flight requests may take before the process exits.
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT: fast).
+/// Blocks the calling thread; the routing table is whatever is published to `state`.
+pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) {
+    let conf = ServerConf {
+        threads: settings.threads.max(1),
+        grace_period_seconds: Some(settings.shutdown_delay.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
+        // pier bounds retries itself (see `PierProxy::fail_to_connect`).
+        max_retries: 4,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut http = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        PierProxy::new(state),
+        "pier http",
+    );
+    http.add_tcp(&settings.http_listen);
+    server.add_service(http);
+    server.run(RunArgs::default());
+}

@@ -1,0 +1,261 @@
+//! The Pingora `ProxyHttp` implementation: route lookup, endpoint choice, forwarding headers,
+//! retries of failed connects and pier's own error answers.
+
+use crate::lb::ServiceBalancer;
+use crate::metrics::{RequestLabels, RouteLabels, StatusClass};
+use crate::router::RouteTarget;
+use crate::state::ProxyState;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora_error::{ErrorSource, ErrorType};
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How many endpoints one request may try when connecting fails (the first plus one retry).
+const MAX_CONNECT_ATTEMPTS: usize = 2;
+/// Upstream connect timeout until per-route settings exist.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream read timeout until per-route settings exist.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle pooled upstream connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The proxy service; cheap to clone, all state lives in [`ProxyState`].
+#[derive(Clone)]
+pub struct PierProxy {
+    state: Arc<ProxyState>,
+}
+
+impl PierProxy {
+    /// A proxy serving whatever table is published to `state`.
+    pub fn new(state: Arc<ProxyState>) -> PierProxy {
+        PierProxy { state }
+    }
+}
+
+/// Per-request state carried between the phases.
+#[derive(Default)]
+pub struct RequestCtx {
+    target: Option<RouteTarget>,
+    service: Option<Arc<ServiceBalancer>>,
+    tried: Vec<SocketAddr>,
+    upstream_start: Option<Instant>,
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &RequestHeader) -> &str {
+    if let Some(authority) = req.uri.authority() {
+        return authority.as_str();
+    }
+    req.headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Writes one of pier's own answers: short text body, `Server: pier`.
+async fn respond(session: &mut Session, code: u16, body: &'static str) -> Result<()> {
+    let mut resp = ResponseHeader::build(code, Some(4))?;
+    resp.insert_header(header::SERVER, "pier")?;
+    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The status pier answers for a failed proxy attempt, and the text it sends.
+fn failure_response(e: &Error) -> (u16, &'static str) {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => (*code, "pier: request failed\n"),
+        _ => match e.esource() {
+            ErrorSource::Upstream => match e.etype() {
+                ErrorType::ConnectTimedout
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+                | ErrorType::TLSHandshakeTimedout => (504, "pier: upstream timed out\n"),
+                _ => (502, "pier: upstream failed\n"),
+            },
+            ErrorSource::Downstream => match e.etype() {
+                // The client is gone: nothing can be sent.
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    (0, "")
+                }
+                _ => (400, "pier: bad request\n"),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => (500, "pier: internal error\n"),
+        },
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for PierProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    /// Runs first for every request: finds the route and the Service, and answers 404/503
+    /// itself when there is nowhere to send the request.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let target = {
+            let req = session.req_header();
+            let router = self.state.router();
+            router.route(request_host(req), req.uri.path()).cloned()
+        };
+        let Some(target) = target else {
+            respond(session, 404, "pier: no route for this host and path\n").await?;
+            return Ok(true);
+        };
+        let service = target.group.pick_service().cloned();
+        ctx.target = Some(target);
+        match service {
+            Some(s) if s.unavailable.is_none() && !s.endpoints().is_empty() => {
+                ctx.service = Some(s);
+                Ok(false)
+            }
+            _ => {
+                respond(session, 503, "pier: no ready endpoint for this route\n").await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Picks an endpoint not yet tried by this request.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let service = ctx
+            .service
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no service selected"))?;
+        let addr = service.pick(&ctx.tried).ok_or_else(|| {
+            Error::explain(
+                ErrorType::ConnectNoRoute,
+                "every endpoint failed for this request",
+            )
+        })?;
+        ctx.tried.push(addr);
+        ctx.upstream_start.get_or_insert_with(Instant::now);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.read_timeout = Some(READ_TIMEOUT);
+        peer.options.idle_timeout = Some(IDLE_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    /// Adds the forwarding headers; path, query and Host stay as the client sent them.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let host = request_host(session.req_header()).to_string();
+        if !host.is_empty() {
+            if upstream_request.headers.get(header::HOST).is_none() {
+                // HTTP/2 clients send no Host header; HTTP/1 backends need one.
+                upstream_request.insert_header(header::HOST, &host)?;
+            }
+            upstream_request.insert_header("x-forwarded-host", &host)?;
+        }
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+        {
+            let forwarded_for = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+                _ => ip.clone(),
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
+            upstream_request.insert_header("x-real-ip", ip)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        Ok(())
+    }
+
+    /// A connect failure is retried once on another endpoint of the same Service.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let another_left = ctx
+            .service
+            .as_ref()
+            .is_some_and(|s| s.endpoints().iter().any(|a| !ctx.tried.contains(a)));
+        if ctx.tried.len() < MAX_CONNECT_ATTEMPTS && another_left {
+            e.set_retry(true);
+            self.state.metrics.retries.inc();
+        }
+        e
+    }
+
+    /// Answers 502/504 (or the error's own status) with `Server: pier`.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (code, body) = failure_response(e);
+        if code > 0 {
+            if let Err(write_err) = respond(session, code, body).await {
+                tracing::debug!("could not send error response: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Records the request in the metrics.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let code = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx
+            .target
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |t| t.label.to_string());
+        if let Some(start) = ctx.upstream_start {
+            self.state
+                .metrics
+                .upstream_latency
+                .get_or_create(&RouteLabels {
+                    route: route.clone(),
+                })
+                .observe(start.elapsed().as_secs_f64());
+        }
+        self.state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                code: StatusClass::of(code),
+            })
+            .inc();
+    }
+}

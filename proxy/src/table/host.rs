@@ -1,0 +1,106 @@
+//! Host patterns of virtual hosts and normalisation of request hosts.
+
+use serde::{Serialize, Serializer};
+
+/// Which request hosts a virtual host answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostMatch {
+    /// One host name, lower-case, e.g. `foo.bar.com`.
+    Exact(String),
+    /// `*.foo.com`, stored as the suffix `foo.com`: matches exactly one extra leading label.
+    Wildcard(String),
+    /// A rule without host: any host that no other virtual host matches.
+    Any,
+}
+
+impl HostMatch {
+    /// Builds a pattern from an Ingress rule host (`""` means any host). Case is folded.
+    pub fn from_rule_host(host: &str) -> HostMatch {
+        let host = host.to_ascii_lowercase();
+        if host.is_empty() {
+            HostMatch::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            HostMatch::Wildcard(suffix.to_string())
+        } else {
+            HostMatch::Exact(host)
+        }
+    }
+
+    /// Whether a normalised request host (see [`normalize_host`]) matches this pattern.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(h) => h == host,
+            HostMatch::Wildcard(suffix) => match host.split_once('.') {
+                Some((label, rest)) => !label.is_empty() && rest == suffix,
+                None => false,
+            },
+            HostMatch::Any => true,
+        }
+    }
+}
+
+impl std::fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostMatch::Exact(h) => f.write_str(h),
+            HostMatch::Wildcard(s) => write!(f, "*.{s}"),
+            HostMatch::Any => f.write_str("*"),
+        }
+    }
+}
+
+impl Serialize for HostMatch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Normalises a request's host (HTTP/1 `Host` header or HTTP/2 `:authority`) for matching:
+/// drops userinfo and `:port`, a trailing dot, and folds case. IPv6 literals keep their brackets.
+pub fn normalize_host(raw: &str) -> String {
+    let raw = raw.trim();
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    let without_port = if raw.starts_with('[') {
+        match raw.find(']') {
+            Some(end) => &raw[..=end],
+            None => raw,
+        }
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => raw,
+        }
+    };
+    let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
+    trimmed.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_case_port_and_trailing_dot() {
+        assert_eq!(normalize_host("Foo.Example.COM:8080"), "foo.example.com");
+        assert_eq!(normalize_host("foo.example.com."), "foo.example.com");
+        assert_eq!(normalize_host("[::1]:8080"), "[::1]");
+        assert_eq!(normalize_host("user@host.test:1"), "host.test");
+        assert_eq!(normalize_host("plain"), "plain");
+    }
+
+    #[test]
+    fn wildcard_matches_exactly_one_label() {
+        let w = HostMatch::from_rule_host("*.Foo.com");
+        assert!(w.matches("bar.foo.com"));
+        assert!(!w.matches("baz.bar.foo.com"));
+        assert!(!w.matches("foo.com"));
+        assert!(!w.matches(".foo.com"));
+    }
+
+    #[test]
+    fn exact_and_any() {
+        assert!(HostMatch::from_rule_host("FOO.com").matches("foo.com"));
+        assert!(!HostMatch::from_rule_host("foo.com").matches("bar.foo.com"));
+        assert!(HostMatch::from_rule_host("").matches("anything"));
+    }
+}
