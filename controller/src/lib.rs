@@ -1,0 +1,16 @@
+//! pier's control plane: sources fill a [`store::Store`], [`translate::translate`] turns it into
+//! a routing table, [`apply::Controller`] publishes it to the proxy, and the binary wires it all.
+
+pub mod admin;
+pub mod apply;
+pub mod check;
+pub mod cli;
+pub mod demo;
+pub mod diagnostic;
+pub mod echo;
+pub mod metrics;
+pub mod run;
+pub mod settings;
+pub mod source;
+pub mod store;
+pub mod translate;

@@ -1,0 +1,77 @@
+//! The `pier` binary.
+
+use clap::Parser;
+use controller::cli::{Cli, Command, LogFormat};
+use controller::settings::Settings;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => {
+            init_logging(cli.run.log_format);
+            controller::run::run(cli.run, |_| Ok(()))
+        }
+        Some(Command::Run(args)) => {
+            init_logging(args.log_format);
+            controller::run::run(args, |_| Ok(()))
+        }
+        Some(Command::Demo(args)) => {
+            init_logging(LogFormat::Text);
+            controller::demo::demo(args)
+        }
+        Some(Command::Echo(args)) => {
+            init_logging(LogFormat::Text);
+            echo(args)
+        }
+        Some(Command::Check(args)) => {
+            let settings = Settings {
+                ingress_class: args.ingress_class.clone(),
+                ..Settings::default()
+            };
+            let report = controller::check::check(args.paths, &settings);
+            for d in &report.diagnostics {
+                println!("{d}");
+            }
+            if report.diagnostics.is_empty() {
+                println!("ok: {} objects, {} routes", report.objects, report.routes);
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{} problem(s) found", report.diagnostics.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pier: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn echo(args: controller::cli::EchoArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(controller::echo::serve(
+        args.listen,
+        args.name,
+        args.delay_ms,
+        args.status,
+    ))
+}

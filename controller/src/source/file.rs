@@ -1,0 +1,391 @@
+//! The file source (`pier run --manifests PATH`): manifest files and directories, read into a
+//! [`Store`] and watched for changes.
+//!
+//! A file that stops parsing keeps serving the objects of its last good version, so a
+//! half-saved edit never takes routes down; only deleting a file removes its objects.
+
+use super::manifest::parse_manifest;
+use super::watch::Watches;
+use crate::diagnostic::Diagnostic;
+use crate::store::{Object, ObjectKey, Store};
+use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// After the first relevant event, wait until this long passes without another one…
+const QUIET: Duration = Duration::from_millis(100);
+/// …but never delay a reload longer than this after the first event.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+/// Safety net for events the OS does not deliver (symlink targets, watches on directories
+/// that did not exist yet, network file systems): reload this often anyway.
+const PERIODIC: Duration = Duration::from_secs(2);
+
+/// The result of one [`FileSource::load`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// Every object from every manifest file (for broken files: from their last good version).
+    pub store: Store,
+    /// Problems with paths, files and duplicated objects; the complete set for this load.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Whether `store` differs from the previous load's (always true for the first load).
+    pub changed: bool,
+}
+
+/// Reads manifests from files and directories and remembers what each file held, so that
+/// reloads are cheap and a broken file keeps its previous objects.
+#[derive(Debug)]
+pub struct FileSource {
+    paths: Vec<PathBuf>,
+    files: HashMap<PathBuf, FileState>,
+    last: Option<Store>,
+}
+
+/// What we know about one manifest file.
+#[derive(Debug)]
+struct FileState {
+    /// The bytes last read, to skip parsing when nothing changed.
+    content: Vec<u8>,
+    /// Objects of the last version that parsed.
+    objects: Vec<Object>,
+    /// Why the current content does not parse, if it does not.
+    error: Option<String>,
+}
+
+impl FileSource {
+    /// A source reading the given paths, each a manifest file or a directory of them.
+    /// Nothing is read until [`FileSource::load`] or [`FileSource::watch`].
+    pub fn new(paths: Vec<PathBuf>) -> FileSource {
+        FileSource {
+            paths,
+            files: HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Reads all paths now and returns the resulting store. Never fails: every problem
+    /// (missing path, unreadable or broken file, duplicate object) becomes a diagnostic and
+    /// the rest is still loaded.
+    pub fn load(&mut self) -> Loaded {
+        let mut diagnostics = Vec::new();
+        let walked = walk(&self.paths, &mut diagnostics);
+        let mut previous = std::mem::take(&mut self.files);
+        let mut order = Vec::new();
+        for path in walked.files {
+            let old = previous.remove(&path);
+            if let Some(state) = read_file(&path, old, &mut diagnostics) {
+                self.files.insert(path.clone(), state);
+                order.push(path);
+            }
+        }
+        // A directory we could not list says nothing about its files; keep what they held.
+        for (path, state) in previous {
+            if walked.unlisted.iter().any(|dir| path.starts_with(dir)) {
+                order.push(path.clone());
+                self.files.insert(path, state);
+            }
+        }
+        let store = self.build_store(&order, &mut diagnostics);
+        // A stable order lets callers compare diagnostics between loads.
+        diagnostics.sort();
+        let changed = self.last.as_ref() != Some(&store);
+        self.last = Some(store.clone());
+        Loaded {
+            store,
+            diagnostics,
+            changed,
+        }
+    }
+
+    /// Loads, calls `on_load` with the result, then watches the paths and calls `on_load`
+    /// again after every change, until the returned future is dropped (abort the task that
+    /// runs it to stop). Changes are applied within about 100–500 ms; a periodic reload every
+    /// 2 s catches what file-system events miss (e.g. directories created after start).
+    ///
+    /// `on_load` is called when the store changed or when the set of diagnostics changed
+    /// (a file broke or was fixed); check [`Loaded::changed`] to skip re-translation.
+    /// It runs on the watching task, so it should hand work off rather than block.
+    pub async fn watch(self, mut on_load: impl FnMut(Loaded) + Send + 'static) {
+        // Watch before the first load, so that no change after it can go unseen.
+        let (events, mut rx) = mpsc::unbounded_channel();
+        let mut watches = Watches::new(&self.paths, events);
+        let Some((mut source, loaded)) = self.load_blocking().await else {
+            return;
+        };
+        let mut reported = loaded.diagnostics.clone();
+        on_load(loaded);
+
+        let mut periodic = tokio::time::interval_at(Instant::now() + PERIODIC, PERIODIC);
+        periodic.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(event) = rx.recv() => {
+                    if !watches.note(event) {
+                        continue;
+                    }
+                    debounce(&mut rx, &mut watches).await;
+                }
+                _ = periodic.tick() => {}
+            }
+            // Also re-arms watches lost with a deleted directory, and adds new ones.
+            watches.refresh();
+            let Some((next, loaded)) = source.load_blocking().await else {
+                return;
+            };
+            source = next;
+            if loaded.changed || loaded.diagnostics != reported {
+                reported.clone_from(&loaded.diagnostics);
+                on_load(loaded);
+            }
+        }
+    }
+
+    /// Runs [`FileSource::load`] off the async workers: it does blocking file I/O.
+    async fn load_blocking(mut self) -> Option<(FileSource, Loaded)> {
+        let joined = tokio::task::spawn_blocking(move || {
+            let loaded = self.load();
+            (self, loaded)
+        })
+        .await;
+        match joined {
+            Ok(result) => Some(result),
+            Err(error) => {
+                tracing::error!(%error, "manifest loading failed; no longer watching files");
+                None
+            }
+        }
+    }
+
+    /// Merges the files' objects in path order: the first definition of an object wins.
+    fn build_store(&self, order: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Store {
+        let mut store = Store::default();
+        let mut owners: HashMap<(&'static str, ObjectKey), &Path> = HashMap::new();
+        for path in order {
+            let Some(state) = self.files.get(path) else {
+                continue;
+            };
+            for object in &state.objects {
+                let id = (object.kind(), object.key());
+                if let Some(first) = owners.get(&id) {
+                    let reason = if *first == path.as_path() {
+                        format!("defined twice in {}; using the first", path.display())
+                    } else {
+                        format!(
+                            "also defined in {}; using the one in {}",
+                            path.display(),
+                            first.display()
+                        )
+                    };
+                    diagnostics.push(Diagnostic::new(id.0, id.1.to_string(), reason));
+                    continue;
+                }
+                store.insert(object.clone());
+                owners.insert(id, path);
+            }
+        }
+        store
+    }
+}
+
+/// Reads one file and returns its new state, or `None` when the file is gone.
+fn read_file(
+    path: &Path,
+    old: Option<FileState>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<FileState> {
+    let content = match std::fs::read(path) {
+        Ok(content) => content,
+        // Deleted between listing and reading.
+        Err(error) if error.kind() == ErrorKind::NotFound => return None,
+        Err(error) => {
+            let reason = format!("cannot read: {error}");
+            tracing::warn!(path = %path.display(), %error, "cannot read manifest file");
+            let kept = old.as_ref().map_or(0, |old| old.objects.len());
+            diagnostics.push(file_diagnostic(path, &reason, kept));
+            return old;
+        }
+    };
+    let state = match old {
+        Some(old) if old.content == content => old,
+        old => {
+            let old_objects = old.map(|old| old.objects).unwrap_or_default();
+            match parse_bytes(&content) {
+                Ok(objects) => FileState {
+                    content,
+                    objects,
+                    error: None,
+                },
+                Err(error) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        %error,
+                        kept_objects = old_objects.len(),
+                        "manifest file does not parse; keeping its previous objects"
+                    );
+                    FileState {
+                        content,
+                        objects: old_objects,
+                        error: Some(error),
+                    }
+                }
+            }
+        }
+    };
+    if let Some(error) = &state.error {
+        diagnostics.push(file_diagnostic(path, error, state.objects.len()));
+    }
+    Some(state)
+}
+
+fn parse_bytes(content: &[u8]) -> Result<Vec<Object>, String> {
+    let text = std::str::from_utf8(content).map_err(|error| {
+        let valid = &content[..error.valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        format!("line {line}: not valid UTF-8")
+    })?;
+    parse_manifest(text).map_err(|error| error.to_string())
+}
+
+fn file_diagnostic(path: &Path, problem: &str, kept: usize) -> Diagnostic {
+    let reason = if kept == 0 {
+        problem.to_string()
+    } else {
+        let objects = if kept == 1 { "object" } else { "objects" };
+        format!("{problem} (still serving the {kept} {objects} of its last good version)")
+    };
+    Diagnostic::new("File", path.display().to_string(), reason)
+}
+
+/// Waits for a burst of events to end: [`QUIET`] without a relevant event, at most
+/// [`MAX_DELAY`] in total.
+async fn debounce(rx: &mut mpsc::UnboundedReceiver<super::watch::Event>, watches: &mut Watches) {
+    let deadline = Instant::now() + MAX_DELAY;
+    let mut last = Instant::now();
+    loop {
+        let until = (last + QUIET).min(deadline);
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(event)) => {
+                if watches.note(event) {
+                    last = Instant::now();
+                }
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// The manifest files found under the configured paths, in load order.
+#[derive(Debug, Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    /// Directories that exist but could not be listed.
+    unlisted: Vec<PathBuf>,
+}
+
+/// Lists the manifest files: the paths in the order given; inside a directory, recursively
+/// in sorted name order, skipping hidden entries and editor backups (`foo.yaml~`).
+fn walk(paths: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Walk {
+    let mut walk = Walk::default();
+    let mut seen = HashSet::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk_dir(path, &mut walk, &mut seen, diagnostics),
+            Ok(_) => add_file(path, &mut walk, &mut seen),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                diagnostics.push(Diagnostic::new(
+                    "File",
+                    path.display().to_string(),
+                    "does not exist",
+                ));
+            }
+            Err(error) => {
+                diagnostics.push(Diagnostic::new(
+                    "File",
+                    path.display().to_string(),
+                    format!("cannot read: {error}"),
+                ));
+                walk.unlisted.push(path.clone());
+            }
+        }
+    }
+    walk
+}
+
+/// Adds a file once, however many paths lead to it.
+fn add_file(path: &Path, walk: &mut Walk, seen: &mut HashSet<PathBuf>) {
+    let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if seen.insert(identity) {
+        walk.files.push(path.to_path_buf());
+    }
+}
+
+fn walk_dir(
+    dir: &Path,
+    walk: &mut Walk,
+    seen: &mut HashSet<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    // Symlinked directories can form loops; visit each real directory once.
+    let identity = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !seen.insert(identity) {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            if error.kind() != ErrorKind::NotFound {
+                diagnostics.push(Diagnostic::new(
+                    "File",
+                    dir.display().to_string(),
+                    format!("cannot list directory: {error}"),
+                ));
+                walk.unlisted.push(dir.to_path_buf());
+            }
+            return;
+        }
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.file_name()))
+        .collect();
+    names.sort();
+    for name in names {
+        let Some(text) = name.to_str() else {
+            continue;
+        };
+        // Hidden entries are editor swap files, and Kubernetes' `..data` directories whose
+        // files are also visible through symlinks next to them.
+        if text.starts_with('.') || text.ends_with('~') {
+            continue;
+        }
+        let path = dir.join(&name);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk_dir(&path, walk, seen, diagnostics),
+            Ok(_) if is_manifest_name(text) => add_file(&path, walk, seen),
+            Ok(_) => {}
+            Err(error) if is_manifest_name(text) && error.kind() != ErrorKind::NotFound => {
+                diagnostics.push(Diagnostic::new(
+                    "File",
+                    path.display().to_string(),
+                    format!("cannot read: {error}"),
+                ));
+            }
+            // Vanished meanwhile, or a dangling symlink: nothing to load.
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_manifest_name(name: &str) -> bool {
+    let Some((_, extension)) = name.rsplit_once('.') else {
+        return false;
+    };
+    ["yaml", "yml", "json"]
+        .iter()
+        .any(|known| extension.eq_ignore_ascii_case(known))
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

@@ -1,0 +1,9 @@
+//! Sources fill the [`crate::store::Store`]. This module holds the file source: manifests on
+//! disk, parsed by [`manifest`] and loaded and watched by [`file`].
+
+pub mod file;
+pub mod manifest;
+mod watch;
+
+pub use file::{FileSource, Loaded};
+pub use manifest::{parse_manifest, ManifestError};

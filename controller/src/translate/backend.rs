@@ -1,0 +1,218 @@
+//! Backend resolution: Ingress service reference → Service port → EndpointSlice endpoints.
+//!
+//! A backend that cannot be resolved still becomes a [`ServiceBackend`] (with `unavailable`
+//! set) so its route exists and the proxy answers 503 instead of falling through to another
+//! route or the default backend.
+
+use crate::diagnostic::Diagnostic;
+use crate::store::{ObjectKey, Store};
+use k8s_openapi::api::core::v1::ServicePort;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use proxy::table::{Endpoint, ServiceBackend};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Weight of a Service that does not share its route with others.
+const SINGLE_SERVICE_WEIGHT: u32 = 100;
+
+/// A Service port as an Ingress names it; kept as written because it is part of the backend id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PortRef {
+    /// `port.name`, matched against the Service port's `name`.
+    Name(String),
+    /// `port.number`, matched against the Service port's `port`.
+    Number(i32),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Name(n) => f.write_str(n),
+            PortRef::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Resolves backends against one Store, indexing EndpointSlices once and resolving each
+/// Service port once however many routes name it.
+pub(crate) struct Resolver<'a> {
+    store: &'a Store,
+    /// (namespace, service) → its slices, in Store (key) order for determinism.
+    slices: HashMap<(&'a str, &'a str), Vec<(&'a ObjectKey, &'a EndpointSlice)>>,
+    cache: HashMap<(String, String, PortRef), ServiceBackend>,
+    /// Problems found in EndpointSlices; they belong to the slice, not to any Ingress.
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Resolver<'a> {
+    /// Indexes the Store's EndpointSlices by Service so each lookup is one hash probe.
+    pub(crate) fn new(store: &'a Store) -> Resolver<'a> {
+        let mut slices: HashMap<_, Vec<_>> = HashMap::new();
+        for (key, slice) in &store.endpoint_slices {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let Some(service) = service {
+                slices
+                    .entry((key.namespace.as_str(), service.as_str()))
+                    .or_default()
+                    .push((key, slice));
+            }
+        }
+        Resolver {
+            store,
+            slices,
+            cache: HashMap::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The backend for `namespace/service:port`; `unavailable` says why it cannot serve.
+    pub(crate) fn resolve(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        port: &PortRef,
+    ) -> ServiceBackend {
+        let key = (namespace.to_string(), service.to_string(), port.clone());
+        if let Some(hit) = self.cache.get(&key) {
+            return hit.clone();
+        }
+        let resolved = self.resolve_uncached(namespace, service, port);
+        self.cache.insert(key, resolved.clone());
+        resolved
+    }
+
+    /// Diagnostics about EndpointSlices seen while resolving.
+    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diagnostics
+    }
+
+    fn resolve_uncached(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        port: &PortRef,
+    ) -> ServiceBackend {
+        let mut backend = ServiceBackend {
+            id: Arc::from(format!("{namespace}/{service}:{port}")),
+            weight: SINGLE_SERVICE_WEIGHT,
+            endpoints: Vec::new(),
+            unavailable: None,
+        };
+        let Some(svc) = self.store.services.get(&ObjectKey::new(namespace, service)) else {
+            backend.unavailable = Some(format!("service {namespace}/{service} not found"));
+            return backend;
+        };
+        let spec = svc.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            backend.unavailable = Some("ExternalName services are not supported".to_string());
+            return backend;
+        }
+        let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+        let Some(service_port) = ports.iter().find(|p| port_matches(p, port)) else {
+            backend.unavailable = Some(format!("service {namespace}/{service} has no port {port}"));
+            return backend;
+        };
+        backend.endpoints = self.endpoints(namespace, service, service_port);
+        backend
+    }
+
+    /// The union of the Service's slices, one Endpoint per address (the most usable one wins
+    /// when slices disagree, e.g. during a rollout), sorted by address.
+    fn endpoints(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        service_port: &ServicePort,
+    ) -> Vec<Endpoint> {
+        let wanted = unnamed_if_empty(service_port.name.as_deref());
+        let mut by_address: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
+        let slices = self
+            .slices
+            .get(&(namespace, service))
+            .cloned()
+            .unwrap_or_default();
+        for (key, slice) in slices {
+            if slice.address_type == "FQDN" {
+                continue;
+            }
+            let port = slice
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| unnamed_if_empty(p.name.as_deref()) == wanted)
+                .and_then(|p| p.port)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0);
+            let Some(port) = port else { continue };
+            for endpoint in &slice.endpoints {
+                let conditions = endpoint.conditions.as_ref();
+                let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+                let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+                let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+                for address in &endpoint.addresses {
+                    let Ok(ip) = address.parse::<IpAddr>() else {
+                        self.diagnostics.push(Diagnostic::new(
+                            "EndpointSlice",
+                            key.to_string(),
+                            format!("address {address:?} is not an IP address; skipped"),
+                        ));
+                        continue;
+                    };
+                    let candidate = Endpoint {
+                        address: SocketAddr::new(ip, port),
+                        ready,
+                        serving,
+                        terminating,
+                    };
+                    by_address
+                        .entry(candidate.address)
+                        .and_modify(|seen| {
+                            if usability(&candidate) > usability(seen) {
+                                *seen = candidate;
+                            }
+                        })
+                        .or_insert(candidate);
+                }
+            }
+        }
+        by_address.into_values().collect()
+    }
+}
+
+/// Orders duplicate endpoints: ready first, then serving, then not terminating.
+fn usability(e: &Endpoint) -> (bool, bool, bool) {
+    (e.ready, e.serving, !e.terminating)
+}
+
+fn port_matches(service_port: &ServicePort, port: &PortRef) -> bool {
+    match port {
+        PortRef::Name(name) => service_port.name.as_deref() == Some(name.as_str()),
+        PortRef::Number(n) => service_port.port == *n,
+    }
+}
+
+/// Kubernetes writes an unnamed port both as an absent and as an empty name.
+fn unnamed_if_empty(name: Option<&str>) -> Option<&str> {
+    name.filter(|n| !n.is_empty())
+}
+
+/// Parses the controller's `--default-backend` value, `namespace/name:port`.
+pub(crate) fn parse_backend_ref(value: &str) -> Option<(&str, &str, PortRef)> {
+    let (namespace, rest) = value.split_once('/')?;
+    let (name, port) = rest.rsplit_once(':')?;
+    if namespace.is_empty() || name.is_empty() || port.is_empty() {
+        return None;
+    }
+    let port = match port.parse::<i32>() {
+        Ok(n) => PortRef::Number(n),
+        Err(_) => PortRef::Name(port.to_string()),
+    };
+    Some((namespace, name, port))
+}

@@ -1,0 +1,98 @@
+//! `translate()`: the pure function from the Store to the routing table (design.md §1, §3).
+//!
+//! It implements the Ingress networking.k8s.io/v1 semantics. Nothing here does I/O or fails:
+//! every problem becomes a [`Diagnostic`] and only the affected object (or part of it) is left
+//! out, so one bad manifest never takes the rest of the routing down.
+
+mod backend;
+mod class;
+mod table;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use class::is_served;
+
+use crate::diagnostic::Diagnostic;
+use crate::settings::Settings;
+use crate::store::{ObjectKey, Store};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proxy::table::{BackendGroup, RoutingTable};
+
+/// Builds the routing table from every Ingress pier serves, plus Diagnostics for everything
+/// that was (partly) left out. Deterministic: the same Store gives an `==` table and the same
+/// Diagnostics, in sorted order, whatever order the objects arrived in.
+pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::new();
+    for (key, ingress) in &store.ingresses {
+        if !is_served(store, settings, key, ingress) {
+            continue;
+        }
+        let problems = validate::validate(ingress);
+        if problems.is_empty() {
+            served.push((key, ingress));
+        }
+        for problem in problems {
+            let reason = format!("{problem}; the Ingress is ignored");
+            diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
+        }
+    }
+    served.sort_by(|a, b| precedence(a.0, a.1).cmp(&precedence(b.0, b.1)));
+
+    let mut resolver = backend::Resolver::new(store);
+    let mut builder = table::TableBuilder::default();
+    for (key, ingress) in served {
+        builder.add(key, ingress, &mut resolver);
+    }
+    let fallback = if builder.has_global_default() {
+        None
+    } else {
+        settings_default_backend(settings, &mut resolver, &mut diagnostics)
+    };
+    let (table, more) = builder.finish(fallback);
+    diagnostics.extend(more);
+    diagnostics.extend(resolver.into_diagnostics());
+    diagnostics.sort();
+    diagnostics.dedup();
+    (table, diagnostics)
+}
+
+/// Conflict order: oldest first (objects without a timestamp last), then namespace/name.
+fn precedence<'a>(
+    key: &'a ObjectKey,
+    ingress: &'a Ingress,
+) -> (bool, Option<&'a Time>, &'a ObjectKey) {
+    let created = ingress.metadata.creation_timestamp.as_ref();
+    (created.is_none(), created, key)
+}
+
+/// The controller-wide `--default-backend`, used only when no Ingress sets a global one.
+fn settings_default_backend(
+    settings: &Settings,
+    resolver: &mut backend::Resolver<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<BackendGroup> {
+    let value = settings.default_backend.as_deref()?;
+    let Some((namespace, name, port)) = backend::parse_backend_ref(value) else {
+        diagnostics.push(Diagnostic::new(
+            "Settings",
+            "default-backend",
+            format!("{value:?} is not namespace/name:port; no default backend"),
+        ));
+        return None;
+    };
+    let backend = resolver.resolve(namespace, name, &port);
+    if let Some(why) = &backend.unavailable {
+        diagnostics.push(Diagnostic::new(
+            "Settings",
+            "default-backend",
+            format!("{value}: {why}; unmatched requests get 503"),
+        ));
+    }
+    Some(BackendGroup {
+        services: vec![backend],
+    })
+}

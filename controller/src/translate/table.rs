@@ -1,0 +1,220 @@
+//! Assembling the routing table from valid, served Ingresses.
+//!
+//! Ingresses must be added oldest first: whoever claims a (host, path), a host's default backend
+//! or the global default backend first keeps it, and later claimants get a Diagnostic naming
+//! the winner. That makes the outcome independent of the order objects arrived in.
+
+use super::backend::{PortRef, Resolver};
+use crate::diagnostic::Diagnostic;
+use crate::store::ObjectKey;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use proxy::table::{
+    BackendGroup, HostMatch, PathMatch, Route, RoutingTable, TlsBinding, VirtualHost,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Routes and default backend of one host, each remembering which Ingress set it.
+#[derive(Default)]
+struct HostEntry {
+    /// Keyed by path so duplicates are found and routes come out sorted.
+    routes: BTreeMap<PathMatch, Route>,
+    /// `(source Ingress, backend)`.
+    default_backend: Option<(String, BackendGroup)>,
+}
+
+/// Accumulates the table; see the module doc for the required order of [`TableBuilder::add`].
+#[derive(Default)]
+pub(crate) struct TableBuilder {
+    hosts: BTreeMap<HostMatch, HostEntry>,
+    global_default: Option<(String, BackendGroup)>,
+    tls: Vec<TlsBinding>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl TableBuilder {
+    /// Adds one Ingress that is ours and passed validation; call in precedence order.
+    pub(crate) fn add(&mut self, key: &ObjectKey, ingress: &Ingress, resolver: &mut Resolver<'_>) {
+        let Some(spec) = &ingress.spec else { return };
+        let source = key.to_string();
+        let default_backend = spec.default_backend.as_ref().and_then(|b| {
+            self.backend_group(&source, "spec.defaultBackend", b, &key.namespace, resolver)
+        });
+        let mut own_hosts = BTreeSet::new();
+        for (i, rule) in spec.rules.iter().flatten().enumerate() {
+            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
+            own_hosts.insert(host.clone());
+            for (j, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
+                let field = format!("spec.rules[{i}].http.paths[{j}]");
+                let value = path.path.as_deref().unwrap_or_default();
+                let path_match = match path.path_type.as_str() {
+                    "Exact" => PathMatch::exact(value),
+                    _ => PathMatch::prefix(value),
+                };
+                if path.backend.service.is_none() {
+                    self.reject_resource(&source, &format!("{field}.backend"));
+                    continue;
+                }
+                let existing = self
+                    .hosts
+                    .get(&host)
+                    .and_then(|e| e.routes.get(&path_match));
+                if let Some(winner) = existing.map(|r| r.source.clone()) {
+                    let what = format!("{field}: {} on host {host}", describe(&path_match));
+                    self.lost(&source, &winner, &what, "this path is ignored");
+                    continue;
+                }
+                let field = format!("{field}.backend");
+                let backend =
+                    self.backend_group(&source, &field, &path.backend, &key.namespace, resolver);
+                let Some(backend) = backend else { continue };
+                let route = Route {
+                    path: path_match.clone(),
+                    backend,
+                    source: source.clone(),
+                };
+                self.hosts
+                    .entry(host.clone())
+                    .or_default()
+                    .routes
+                    .insert(path_match, route);
+            }
+        }
+        if let Some(group) = default_backend {
+            self.add_default_backend(&source, &own_hosts, group);
+        }
+        for tls in spec.tls.iter().flatten() {
+            let Some(secret) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            self.tls.push(TlsBinding {
+                hosts: tls.hosts.clone().unwrap_or_default(),
+                secret: format!("{}/{secret}", key.namespace),
+                source: source.clone(),
+            });
+        }
+    }
+
+    /// The Ingress `defaultBackend` catches what its own hosts do not route, and — for the
+    /// oldest such Ingress — what no host matches at all.
+    fn add_default_backend(
+        &mut self,
+        source: &str,
+        hosts: &BTreeSet<HostMatch>,
+        group: BackendGroup,
+    ) {
+        for host in hosts {
+            let entry = self.hosts.entry(host.clone()).or_default();
+            match &entry.default_backend {
+                None => entry.default_backend = Some((source.to_string(), group.clone())),
+                Some((winner, _)) => {
+                    let winner = winner.clone();
+                    let what = format!("spec.defaultBackend for host {host}");
+                    self.lost(source, &winner, &what, "it does not apply to that host");
+                }
+            }
+        }
+        match &self.global_default {
+            None => self.global_default = Some((source.to_string(), group)),
+            Some((winner, _)) => {
+                let winner = winner.clone();
+                let what = "spec.defaultBackend as the default for unmatched hosts";
+                self.lost(
+                    source,
+                    &winner,
+                    what,
+                    "it only applies to this Ingress's hosts",
+                );
+            }
+        }
+    }
+
+    /// Whether an Ingress already set the controller-wide default backend.
+    pub(crate) fn has_global_default(&self) -> bool {
+        self.global_default.is_some()
+    }
+
+    /// The table (hosts, routes and TLS bindings sorted) and the Diagnostics found while
+    /// building it. `fallback` is the global default backend when no Ingress set one.
+    pub(crate) fn finish(
+        mut self,
+        fallback: Option<BackendGroup>,
+    ) -> (RoutingTable, Vec<Diagnostic>) {
+        self.tls.sort_by(|a, b| {
+            (&a.source, &a.secret, &a.hosts).cmp(&(&b.source, &b.secret, &b.hosts))
+        });
+        let virtual_hosts = self
+            .hosts
+            .into_iter()
+            .map(|(host, entry)| VirtualHost {
+                host,
+                routes: entry.routes.into_values().collect(),
+                default_backend: entry.default_backend.map(|(_, b)| b),
+            })
+            .collect();
+        let table = RoutingTable {
+            virtual_hosts,
+            default_backend: self.global_default.map(|(_, b)| b).or(fallback),
+            tls: self.tls,
+        };
+        (table, self.diagnostics)
+    }
+
+    /// Resolves a backend that passed validation; `None` for the `resource` kind, which pier
+    /// cannot serve. An unresolvable Service still yields a group so its route answers 503.
+    fn backend_group(
+        &mut self,
+        source: &str,
+        field: &str,
+        backend: &IngressBackend,
+        namespace: &str,
+        resolver: &mut Resolver<'_>,
+    ) -> Option<BackendGroup> {
+        let Some(service) = &backend.service else {
+            self.reject_resource(source, field);
+            return None;
+        };
+        let port = service.port.as_ref()?;
+        let port = match (&port.name, port.number) {
+            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
+            (_, Some(number)) => PortRef::Number(number),
+            _ => return None,
+        };
+        let backend = resolver.resolve(namespace, &service.name, &port);
+        if let Some(why) = &backend.unavailable {
+            self.diagnostics.push(Diagnostic::new(
+                "Ingress",
+                source,
+                format!("{field}: {why}; requests to it get 503"),
+            ));
+        }
+        Some(BackendGroup {
+            services: vec![backend],
+        })
+    }
+
+    fn reject_resource(&mut self, source: &str, field: &str) {
+        self.diagnostics.push(Diagnostic::new(
+            "Ingress",
+            source,
+            format!("{field}.resource: resource backends are not supported by pier; left out"),
+        ));
+    }
+
+    fn lost(&mut self, loser: &str, winner: &str, what: &str, consequence: &str) {
+        let reason = if loser == winner {
+            format!("{what} is defined twice in this Ingress; the first definition is used")
+        } else {
+            format!(
+                "{what} is already defined by Ingress {winner}, which takes precedence (older \
+                 creationTimestamp, then namespace/name); {consequence}"
+            )
+        };
+        self.diagnostics
+            .push(Diagnostic::new("Ingress", loser, reason));
+    }
+}
+
+/// `Prefix /api` / `Exact /api`, the way users wrote it.
+fn describe(path: &PathMatch) -> String {
+    format!("{:?} {}", path.kind, path.path)
+}
