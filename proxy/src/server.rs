@@ -2,6 +2,7 @@
 
 use crate::service::PierProxy;
 use crate::state::ProxyState;
+use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use std::sync::Arc;
@@ -38,6 +39,12 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) {
         PierProxy::new(state),
         "pier http",
     );
+    if let Some(app) = http.app_logic_mut() {
+        // Plain-text HTTP/2 (prior knowledge) beside HTTP/1.1 on the same port.
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
     http.add_tcp(&settings.http_listen);
     server.add_service(http);
     server.run(RunArgs::default());
