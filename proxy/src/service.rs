@@ -222,6 +222,9 @@ impl ProxyHttp for PierProxy {
         _ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let (code, body) = failure_response(e);
+        // Pingora does not reuse the client connection after a failed proxy attempt, so the
+        // answer must say `Connection: close` rather than promise keep-alive.
+        session.as_downstream_mut().set_keepalive(None);
         if code > 0 {
             if let Err(write_err) = respond(session, code, body).await {
                 tracing::debug!("could not send error response: {write_err}");

@@ -1,0 +1,262 @@
+//! `pier run` as a child process on a temporary manifests directory.
+
+use crate::binary::{pier_bin, run_supports_flag};
+use crate::client::{HttpClient, Reply};
+use crate::manifests;
+use crate::net::{free_port, poll_until};
+use crate::tempdir::TempDir;
+use http::StatusCode;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long `pier run` may take to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many trailing lines of each log to print when a test fails.
+const LOG_TAIL_LINES: usize = 200;
+/// Name of the IngressClass file every instance starts with.
+pub const INGRESS_CLASS_FILE: &str = "00-ingressclass.yaml";
+
+/// A running `pier run`; killed on drop, and its logs printed if the test is failing.
+///
+/// Layout of its temporary directory: `manifests/` (given to `--manifests`), `staging/` (for
+/// atomic replaces: same filesystem, not watched), `stdout.log`, `stderr.log`.
+#[derive(Debug)]
+pub struct Pier {
+    child: Child,
+    http: SocketAddr,
+    admin: SocketAddr,
+    manifests: PathBuf,
+    client: HttpClient,
+    // Dropped after `child` is killed (see Drop).
+    root: TempDir,
+}
+
+impl Pier {
+    /// Writes the `pier` IngressClass plus `files` (`(file name, YAML)`) into a fresh
+    /// manifests directory, starts `pier run` on free loopback ports and waits for `/readyz`.
+    pub async fn start(files: &[(&str, String)]) -> Pier {
+        let root = TempDir::new("pier");
+        let manifests = root.path().join("manifests");
+        std::fs::create_dir_all(&manifests).expect("cannot create manifests dir");
+        std::fs::create_dir_all(root.path().join("staging")).expect("cannot create staging dir");
+        std::fs::write(
+            manifests.join(INGRESS_CLASS_FILE),
+            manifests::ingress_class(),
+        )
+        .expect("cannot write IngressClass");
+        for (name, contents) in files {
+            std::fs::write(manifests.join(name), contents)
+                .unwrap_or_else(|e| panic!("cannot write {name}: {e}"));
+        }
+
+        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let stdout = File::create(root.path().join("stdout.log")).expect("cannot create log");
+        let stderr = File::create(root.path().join("stderr.log")).expect("cannot create log");
+        let mut command = Command::new(pier_bin());
+        command
+            .arg("run")
+            .arg("--manifests")
+            .arg(&manifests)
+            .args(["--http-listen", &http.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .args(["--threads", "2"])
+            // Plain log lines in the captured files.
+            .env("NO_COLOR", "1");
+        if supports_https_listen() {
+            // Keep parallel instances off the default 0.0.0.0:8443.
+            let https = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            command.args(["--https-listen", &https.to_string()]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn pier run: {e}"));
+
+        let mut pier = Pier {
+            child,
+            http,
+            admin,
+            manifests,
+            client: HttpClient::new(),
+            root,
+        };
+        pier.wait_ready().await;
+        pier
+    }
+
+    /// Polls `/readyz` until 200; panics (with the logs) on timeout or if the process exits.
+    async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let mut last = String::from("not tried");
+        while started.elapsed() < READY_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("pier run exited early ({status}); logs:\n{}", self.logs());
+            }
+            match self.admin_get("/readyz").await {
+                Ok(reply) if reply.status == StatusCode::OK => return,
+                Ok(reply) => last = reply.summary(),
+                Err(err) => last = format!("{err:#}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "pier run not ready after {READY_TIMEOUT:?} (last /readyz: {last}); logs:\n{}",
+            self.logs()
+        );
+    }
+
+    /// The proxy's HTTP listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The admin listener.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The watched manifests directory.
+    pub fn manifests_dir(&self) -> &Path {
+        &self.manifests
+    }
+
+    /// Writes (creates or truncates and rewrites) manifest file `name` in place.
+    pub fn write(&self, name: &str, contents: &str) {
+        let path = self.manifests.join(name);
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// Replaces manifest file `name` atomically: writes a file outside the watched directory
+    /// (same filesystem) and renames it over `name`.
+    pub fn write_atomic(&self, name: &str, contents: &str) {
+        let staged = self.root.path().join("staging").join(name);
+        std::fs::write(&staged, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", staged.display()));
+        let target = self.manifests.join(name);
+        std::fs::rename(&staged, &target).unwrap_or_else(|e| {
+            panic!(
+                "cannot rename {} to {}: {e}",
+                staged.display(),
+                target.display()
+            )
+        });
+    }
+
+    /// Deletes manifest file `name`.
+    pub fn remove(&self, name: &str) {
+        let path = self.manifests.join(name);
+        std::fs::remove_file(&path)
+            .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+    }
+
+    /// `GET path` through the proxy with `Host: host`.
+    pub async fn get(&self, host: &str, path: &str) -> anyhow::Result<Reply> {
+        self.client.get(self.http, host, path).await
+    }
+
+    /// `GET path` on the admin listener.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Reply> {
+        let host = self.admin.to_string();
+        self.client.get(self.admin, &host, path).await
+    }
+
+    /// The client used by [`Pier::get`] (keep-alive pool).
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// Polls `host` + `path` until echo backend `name` answers 200; returns how long it took.
+    pub async fn wait_for_echo(
+        &self,
+        host: &str,
+        path: &str,
+        name: &str,
+        within: Duration,
+    ) -> Result<Duration, String> {
+        let started = Instant::now();
+        poll_until(within, || async {
+            match self.get(host, path).await {
+                Ok(r) if r.status == StatusCode::OK && r.echo_name().as_deref() == Some(name) => {
+                    Ok(())
+                }
+                Ok(r) => Err(format!(
+                    "{host}{path}: want echo {name}, got {}",
+                    r.summary()
+                )),
+                Err(e) => Err(format!("{host}{path}: {e:#}")),
+            }
+        })
+        .await?;
+        Ok(started.elapsed())
+    }
+
+    /// Polls `host` + `path` until the proxy answers `status`; returns how long it took.
+    pub async fn wait_for_status(
+        &self,
+        host: &str,
+        path: &str,
+        status: u16,
+        within: Duration,
+    ) -> Result<Duration, String> {
+        let started = Instant::now();
+        poll_until(within, || async {
+            match self.get(host, path).await {
+                Ok(r) if r.status.as_u16() == status => Ok(()),
+                Ok(r) => Err(format!("{host}{path}: want {status}, got {}", r.summary())),
+                Err(e) => Err(format!("{host}{path}: {e:#}")),
+            }
+        })
+        .await?;
+        Ok(started.elapsed())
+    }
+
+    /// The last lines of the process's stderr and stdout.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for name in ["stderr.log", "stdout.log"] {
+            let text = std::fs::read_to_string(self.root.path().join(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
+            out.push_str(&format!(
+                "----- pier {name} (last {} of {} lines) -----\n",
+                lines.len() - skip,
+                lines.len()
+            ));
+            for line in &lines[skip..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Pier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "pier run (http {}, admin {}, manifests {}):\n{}",
+                self.http,
+                self.admin,
+                self.manifests.display(),
+                self.logs()
+            );
+        }
+    }
+}
+
+/// Whether this build of `pier run` has `--https-listen` (checked once per test binary).
+fn supports_https_listen() -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| run_supports_flag("--https-listen"))
+}
