@@ -4,6 +4,7 @@ use crate::diagnostic::Diagnostic;
 use crate::metrics::ControlMetrics;
 use crate::settings::Settings;
 use crate::source::file::Loaded;
+use crate::store::Store;
 use crate::translate::translate;
 use arc_swap::ArcSwap;
 use proxy::ProxyState;
@@ -24,6 +25,7 @@ pub struct Controller {
     /// Diagnostics of the last load and translation.
     pub diagnostics: ArcSwap<Vec<Diagnostic>>,
     ready: AtomicBool,
+    listening: AtomicBool,
 }
 
 impl Controller {
@@ -35,21 +37,40 @@ impl Controller {
             metrics: ControlMetrics::default(),
             diagnostics: ArcSwap::from_pointee(Vec::new()),
             ready: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
         }
     }
 
-    /// Whether the first complete load has been applied (`/readyz`).
+    /// Whether the first complete load has been applied and the proxy's listeners accept
+    /// connections (`/readyz`).
     pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && self.listening.load(Ordering::Acquire)
+    }
+
+    /// Whether the first complete load has been applied (the configuration is in effect).
+    pub fn is_synced(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Records that the proxy's listeners accept connections.
+    pub fn mark_listening(&self) {
+        self.listening.store(true, Ordering::Release);
     }
 
     /// Translates a load, publishes the table if it changed and logs the diagnostics that
     /// appeared or went away since the previous load.
     pub fn apply(&self, loaded: Loaded) {
+        self.apply_store(&loaded.store, loaded.diagnostics);
+    }
+
+    /// Like [`Controller::apply`], for a source that keeps its Store and only lends it
+    /// (Kubernetes: copying 50,000 endpoints per rebuild would cost more than translating).
+    /// `extra` holds the source's own diagnostics.
+    pub fn apply_store(&self, store: &Store, extra: Vec<Diagnostic>) {
         self.metrics.reloads.inc();
         let started = Instant::now();
-        let (table, mut diagnostics) = translate(&loaded.store, &self.settings);
-        diagnostics.extend(loaded.diagnostics);
+        let (table, mut diagnostics) = translate(store, &self.settings);
+        diagnostics.extend(extra);
         diagnostics.sort();
         diagnostics.dedup();
         let routes: usize = table.virtual_hosts.iter().map(|v| v.routes.len()).sum();
@@ -69,7 +90,7 @@ impl Controller {
                 generation = self.proxy.generation(),
                 hosts,
                 routes,
-                objects = loaded.store.len(),
+                objects = store.len(),
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "routing table published"
             );

@@ -20,8 +20,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve Ingresses (from manifest files with --manifests).
-    Run(RunArgs),
+    /// Serve Ingresses (from manifest files with --manifests, else from Kubernetes).
+    Run(Box<RunArgs>),
     /// The quickstart: three echo backends on loopback and the proxy on the quickstart manifests.
     Demo(DemoArgs),
     /// A small HTTP backend that answers every request with JSON describing it.
@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Address of the plain HTTP listener.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub http_listen: SocketAddr,
+    /// Address of the HTTPS listener (certificates from Ingress `tls` Secrets, chosen by SNI).
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub https_listen: SocketAddr,
     /// Address of the admin listener (/healthz, /readyz, /metrics, /debug/routes).
     #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
     pub admin_listen: SocketAddr,
@@ -54,6 +57,35 @@ pub struct RunArgs {
     /// Backend for requests no Ingress matches, as `namespace/service:port`.
     #[arg(long, value_name = "NS/NAME:PORT")]
     pub default_backend: Option<String>,
+    /// `kubernetes.io/tls` Secret served for unknown SNI, clients without SNI and hosts whose
+    /// Secret is unusable (default: a self-signed certificate generated at start-up).
+    #[arg(long, value_name = "NS/NAME")]
+    pub default_certificate: Option<String>,
+    /// Kubernetes: kubeconfig file (used when no --manifests is given; without it, the
+    /// in-cluster service account).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: write the addresses of this Service (LoadBalancer ingress, or the nodes'
+    /// addresses for a NodePort Service) into the status of every Ingress pier serves.
+    #[arg(
+        long,
+        value_name = "NS/NAME",
+        conflicts_with = "publish_status_address"
+    )]
+    pub publish_service: Option<String>,
+    /// Kubernetes: write these addresses (comma-separated IPs or hostnames) into Ingress status.
+    #[arg(long, value_name = "ADDR,...")]
+    pub publish_status_address: Option<String>,
+    /// Kubernetes: name of the Lease replicas elect the status/Event writer with.
+    #[arg(long, default_value = "pier-leader", value_name = "NAME")]
+    pub election_id: String,
+    /// Kubernetes: namespace of that Lease (default: the pod's, else the kubeconfig's).
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub election_namespace: Option<String>,
+    /// Kubernetes: how long the leader's Lease lasts without renewal (take-over time when the
+    /// leader dies without releasing it).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -80,6 +112,9 @@ pub struct DemoArgs {
     /// Address of the proxy's HTTP listener.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub http_listen: SocketAddr,
+    /// Address of the proxy's HTTPS listener.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub https_listen: SocketAddr,
     /// Address of the admin listener.
     #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
     pub admin_listen: SocketAddr,

@@ -3,7 +3,7 @@
 //! Used by the quickstart (`pier demo`) and the e2e tests as a stand-in upstream. It speaks
 //! HTTP/1.1 (with keep-alive) and HTTP/2 with prior knowledge (h2c) on the same port, waits
 //! `delay_ms` before answering, and answers with a fixed status. The body is
-//! `{"name","method","path","query","host","headers"}`:
+//! `{"name","method","path","query","host","headers","version"}` (`version` e.g. `HTTP/2.0`):
 //! - `path` is the request path without the query string, `query` the raw query string or `""`;
 //! - `host` is the `Host` header, or the URI authority when there is none (HTTP/2);
 //! - `headers` maps lower-case header names to their values, repeated headers joined by `", "`.
@@ -144,6 +144,8 @@ fn describe(name: &str, parts: &http::request::Parts) -> serde_json::Value {
         "query": parts.uri.query().unwrap_or(""),
         "host": host,
         "headers": headers,
+        // Lets tests see which protocol reached the backend (e.g. h2c from the proxy).
+        "version": format!("{:?}", parts.version),
     })
 }
 

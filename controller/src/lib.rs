@@ -8,6 +8,7 @@ pub mod cli;
 pub mod demo;
 pub mod diagnostic;
 pub mod echo;
+pub mod kube;
 pub mod metrics;
 pub mod run;
 pub mod settings;

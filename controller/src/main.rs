@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Run(args)) => {
             init_logging(args.log_format);
-            controller::run::run(args, |_| Ok(()))
+            controller::run::run(*args, |_| Ok(()))
         }
         Some(Command::Demo(args)) => {
             init_logging(LogFormat::Text);

@@ -5,7 +5,7 @@ use crate::apply::Controller;
 use crate::cli::RunArgs;
 use crate::settings::Settings;
 use crate::source::file::FileSource;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use prometheus_client::registry::Registry;
 use proxy::server::ServerSettings;
 use proxy::ProxyState;
@@ -21,16 +21,11 @@ pub fn run(
     args: RunArgs,
     prepare: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    if args.manifests.is_empty() {
-        bail!(
-            "no configuration source: pass --manifests PATH (a file or directory of Ingress \
-             YAML); the Kubernetes API source is not available in this version"
-        );
-    }
     let settings = Settings {
         ingress_class: args.ingress_class.clone(),
         watch_namespace: args.watch_namespace.clone(),
         default_backend: args.default_backend.clone(),
+        default_certificate: args.default_certificate.clone(),
     };
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -45,10 +40,16 @@ pub fn run(
     let mut registry = Registry::default();
     state.metrics.register(&mut registry);
     controller.metrics.register(&mut registry);
+    let kube_metrics = Arc::new(crate::kube::KubeMetrics::default());
+    if args.manifests.is_empty() {
+        kube_metrics.register(&mut registry);
+    }
 
     // Fail early with a clear message rather than from inside the proxy's start-up.
     std::net::TcpListener::bind(args.http_listen)
         .with_context(|| format!("cannot listen on --http-listen {}", args.http_listen))?;
+    std::net::TcpListener::bind(args.https_listen)
+        .with_context(|| format!("cannot listen on --https-listen {}", args.https_listen))?;
     let admin_listener = control
         .block_on(tokio::net::TcpListener::bind(args.admin_listen))
         .with_context(|| format!("cannot listen on --admin-listen {}", args.admin_listen))?;
@@ -60,35 +61,80 @@ pub fn run(
         }),
     ));
 
-    let (first_load, first_loaded) = std::sync::mpsc::channel();
-    let applier = controller.clone();
-    control.spawn(
-        FileSource::new(args.manifests.clone()).watch(move |loaded| {
-            applier.apply(loaded);
-            let _ = first_load.send(());
-        }),
-    );
-    first_loaded
-        .recv_timeout(FIRST_LOAD_TIMEOUT)
-        .context("the manifests were not loaded in time")?;
+    // Without --manifests, Kubernetes. The proxy starts at once either way; with Kubernetes
+    // /readyz stays 503 until every watcher has listed, as the API server may be slow.
+    let kube = if args.manifests.is_empty() {
+        Some(crate::kube::start_from_args(
+            &control,
+            &args,
+            controller.clone(),
+            kube_metrics,
+        )?)
+    } else {
+        let (first_load, first_loaded) = std::sync::mpsc::channel();
+        let applier = controller.clone();
+        control.spawn(
+            FileSource::new(args.manifests.clone()).watch(move |loaded| {
+                applier.apply(loaded);
+                let _ = first_load.send(());
+            }),
+        );
+        first_loaded
+            .recv_timeout(FIRST_LOAD_TIMEOUT)
+            .context("the manifests were not loaded in time")?;
+        None
+    };
 
     tracing::info!(
         http = %args.http_listen,
+        https = %args.https_listen,
         admin = %args.admin_listen,
         "pier is serving"
     );
+    control.spawn(mark_listening_when_bound(
+        [args.http_listen, args.https_listen],
+        controller.clone(),
+    ));
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     proxy::server::run(
         &ServerSettings {
             http_listen: args.http_listen.to_string(),
+            https_listen: Some(args.https_listen.to_string()),
             threads,
             shutdown_delay: args.shutdown_delay,
             shutdown_timeout: args.shutdown_timeout,
         },
         state,
-    );
+    )
+    .context("configuring the HTTPS listener")?;
+    if let Some(kube) = &kube {
+        // Hand leadership over now rather than after the Lease expires.
+        control.block_on(kube.shutdown());
+    }
     control.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Pingora binds its listeners only once it runs; `/readyz` must not say ready before then, so
+/// this polls until every listener accepts a connection.
+async fn mark_listening_when_bound(
+    listeners: [std::net::SocketAddr; 2],
+    controller: Arc<Controller>,
+) {
+    for addr in listeners {
+        // An unspecified address (0.0.0.0 / ::) is reachable on loopback.
+        let mut target = addr;
+        if target.ip().is_unspecified() {
+            target.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        while tokio::net::TcpStream::connect(target).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    controller.mark_listening();
 }

@@ -13,6 +13,9 @@ pub struct Settings {
     pub watch_namespace: Option<String>,
     /// Controller-wide default backend `namespace/name:port` for requests nothing else matches.
     pub default_backend: Option<String>,
+    /// `namespace/name` of the `kubernetes.io/tls` Secret served for unknown SNI, clients
+    /// without SNI and hosts whose Secret is unusable; `None`: a generated self-signed one.
+    pub default_certificate: Option<String>,
 }
 
 impl Default for Settings {
@@ -21,6 +24,7 @@ impl Default for Settings {
             ingress_class: "pier".into(),
             watch_namespace: None,
             default_backend: None,
+            default_certificate: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Sources (files, Kubernetes) only fill a Store; everything after it is the same for both.
 
+use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -50,6 +51,8 @@ pub struct Store {
     pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
     /// v1 Secret (only `kubernetes.io/tls` ones matter).
     pub secrets: BTreeMap<ObjectKey, Secret>,
+    /// pier.dev/v1alpha1 BackendPolicy.
+    pub backend_policies: BTreeMap<ObjectKey, BackendPolicy>,
 }
 
 /// One object of a kind the Store holds.
@@ -65,6 +68,8 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     /// A Secret.
     Secret(Box<Secret>),
+    /// A BackendPolicy.
+    BackendPolicy(Box<BackendPolicy>),
 }
 
 impl Object {
@@ -76,6 +81,7 @@ impl Object {
             Object::Service(_) => "Service",
             Object::EndpointSlice(_) => "EndpointSlice",
             Object::Secret(_) => "Secret",
+            Object::BackendPolicy(_) => "BackendPolicy",
         }
     }
 
@@ -86,6 +92,7 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::BackendPolicy(o) => &o.metadata,
         }
     }
 
@@ -123,6 +130,10 @@ impl Store {
                 o.metadata.namespace = Some(key.namespace.clone());
                 self.secrets.insert(key, *o).is_some()
             }
+            Object::BackendPolicy(mut o) => {
+                o.metadata.namespace = Some(key.namespace.clone());
+                self.backend_policies.insert(key, *o).is_some()
+            }
         }
     }
 
@@ -134,6 +145,7 @@ impl Store {
             "Service" => self.services.contains_key(key),
             "EndpointSlice" => self.endpoint_slices.contains_key(key),
             "Secret" => self.secrets.contains_key(key),
+            "BackendPolicy" => self.backend_policies.contains_key(key),
             _ => false,
         }
     }
@@ -145,6 +157,7 @@ impl Store {
             + self.services.len()
             + self.endpoint_slices.len()
             + self.secrets.len()
+            + self.backend_policies.len()
     }
 
     /// Whether the store holds nothing.

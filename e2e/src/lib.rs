@@ -9,6 +9,7 @@
 //! `cargo build -p pier-controller --bin pier && cargo test -p pier-e2e`
 //! (set `PIER_BIN` to test another build).
 
+pub mod apiserver;
 pub mod binary;
 pub mod client;
 pub mod echo;
@@ -17,6 +18,7 @@ pub mod net;
 pub mod pier;
 pub mod tempdir;
 
+pub use apiserver::ApiServer;
 pub use binary::{pier_bin, pier_check};
 pub use client::{HttpClient, KeepAliveConnection, Reply};
 pub use echo::Echo;

@@ -180,6 +180,7 @@ pub struct Ingress {
     namespace: String,
     name: String,
     routes: Vec<Route>,
+    annotations: Vec<(String, String)>,
 }
 
 impl Ingress {
@@ -189,7 +190,14 @@ impl Ingress {
             namespace: namespace.to_string(),
             name: name.to_string(),
             routes: Vec::new(),
+            annotations: Vec::new(),
         }
+    }
+
+    /// Adds annotation `key: value` (e.g. `pier.dev/load-balance`).
+    pub fn annotation(mut self, key: &str, value: &str) -> Ingress {
+        self.annotations.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Adds `host` + `path` → `service`:80 (by number). An empty `host` means a rule without
@@ -257,10 +265,19 @@ impl Ingress {
                 rule
             })
             .collect();
+        let annotations: serde_json::Map<String, Value> = self
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         to_yaml(&json!({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
-            "metadata": { "name": self.name, "namespace": self.namespace },
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "annotations": annotations,
+            },
             "spec": { "ingressClassName": "pier", "rules": rules },
         }))
     }

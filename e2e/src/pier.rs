@@ -28,6 +28,7 @@ pub const INGRESS_CLASS_FILE: &str = "00-ingressclass.yaml";
 pub struct Pier {
     child: Child,
     http: SocketAddr,
+    https: Option<SocketAddr>,
     admin: SocketAddr,
     manifests: PathBuf,
     client: HttpClient,
@@ -39,6 +40,23 @@ impl Pier {
     /// Writes the `pier` IngressClass plus `files` (`(file name, YAML)`) into a fresh
     /// manifests directory, starts `pier run` on free loopback ports and waits for `/readyz`.
     pub async fn start(files: &[(&str, String)]) -> Pier {
+        Pier::start_with_args(files, &[]).await
+    }
+
+    /// Like [`Pier::start`], with extra `pier run` arguments (e.g. `--default-certificate`).
+    pub async fn start_with_args(files: &[(&str, String)], extra_args: &[&str]) -> Pier {
+        Pier::launch(files, extra_args, true).await
+    }
+
+    /// Starts `pier run` on Kubernetes (no `--manifests`) with `--kubeconfig` and `extra_args`
+    /// and waits for `/readyz`, i.e. until every watcher has listed.
+    pub async fn start_kube(kubeconfig: &Path, extra_args: &[&str]) -> Pier {
+        let mut args = vec!["--kubeconfig", kubeconfig.to_str().expect("UTF-8 path")];
+        args.extend_from_slice(extra_args);
+        Pier::launch(&[], &args, false).await
+    }
+
+    async fn launch(files: &[(&str, String)], extra_args: &[&str], use_manifests: bool) -> Pier {
         let root = TempDir::new("pier");
         let manifests = root.path().join("manifests");
         std::fs::create_dir_all(&manifests).expect("cannot create manifests dir");
@@ -58,20 +76,23 @@ impl Pier {
         let stdout = File::create(root.path().join("stdout.log")).expect("cannot create log");
         let stderr = File::create(root.path().join("stderr.log")).expect("cannot create log");
         let mut command = Command::new(pier_bin());
+        command.arg("run");
+        if use_manifests {
+            command.arg("--manifests").arg(&manifests);
+        }
         command
-            .arg("run")
-            .arg("--manifests")
-            .arg(&manifests)
             .args(["--http-listen", &http.to_string()])
             .args(["--admin-listen", &admin.to_string()])
             .args(["--threads", "2"])
             // Plain log lines in the captured files.
             .env("NO_COLOR", "1");
-        if supports_https_listen() {
+        let https = supports_https_listen().then(|| {
             // Keep parallel instances off the default 0.0.0.0:8443.
             let https = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
             command.args(["--https-listen", &https.to_string()]);
-        }
+            https
+        });
+        command.args(extra_args);
         let child = command
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -82,6 +103,7 @@ impl Pier {
         let mut pier = Pier {
             child,
             http,
+            https,
             admin,
             manifests,
             client: HttpClient::new(),
@@ -115,6 +137,11 @@ impl Pier {
     /// The proxy's HTTP listener.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The proxy's HTTPS listener; panics when this build of pier has none.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https.expect("this pier build has no --https-listen")
     }
 
     /// The admin listener.

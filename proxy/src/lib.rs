@@ -8,5 +8,6 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod table;
+pub mod tls;
 
 pub use state::ProxyState;

@@ -4,8 +4,10 @@
 //! path lookup one probe for Exact plus one per path segment for Prefix, longest first. Nothing
 //! scans the list of hosts or routes per request.
 
-use crate::lb::ServiceBalancer;
-use crate::table::{normalize_host, BackendGroup, HostMatch, PathKind, RoutingTable};
+use crate::lb::{PickContext, RegistryBuilder, ServiceBalancer};
+use crate::table::{
+    normalize_host, BackendGroup, HeaderRule, HostMatch, LbPolicy, PathKind, RoutingTable,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,25 +27,82 @@ pub struct Group {
     services: Vec<(u32, Arc<ServiceBalancer>)>,
     total_weight: u64,
     next: AtomicUsize,
+    canary: Option<CompiledCanary>,
+}
+
+#[derive(Debug)]
+struct CompiledCanary {
+    balancer: Arc<ServiceBalancer>,
+    weight: u32,
+    weight_total: u32,
+    by_header: Option<HeaderRule>,
+    by_cookie: Option<String>,
+}
+
+impl CompiledCanary {
+    /// Whether this request goes to the canary: header rule, then cookie rule, then weight.
+    fn selects(&self, req: &PickContext<'_>, rng: &mut fastrand::Rng) -> bool {
+        if let Some(rule) = &self.by_header {
+            if let Some(value) = req
+                .headers
+                .get(rule.name.as_str())
+                .and_then(|v| v.to_str().ok())
+            {
+                match &rule.value {
+                    Some(wanted) if value == wanted => return true,
+                    Some(_) => {}
+                    None if value == "always" => return true,
+                    None if value == "never" => return false,
+                    None => {}
+                }
+            }
+        }
+        if let Some(name) = &self.by_cookie {
+            match req.cookie(name) {
+                Some("always") => return true,
+                Some("never") => return false,
+                _ => {}
+            }
+        }
+        self.weight > 0 && self.weight_total > 0 && rng.u32(..self.weight_total) < self.weight
+    }
 }
 
 impl Group {
-    fn compile(group: &BackendGroup, balancers: &mut BalancerCache) -> Group {
+    fn compile(group: &BackendGroup, balancers: &mut BalancerCache<'_, '_>) -> Group {
         let services: Vec<(u32, Arc<ServiceBalancer>)> = group
             .services
             .iter()
             .map(|s| (s.weight, balancers.get(s)))
             .collect();
         let total_weight = services.iter().map(|(w, _)| u64::from(*w)).sum();
+        let canary = group.canary.as_ref().map(|c| CompiledCanary {
+            balancer: balancers.get(&c.backend),
+            weight: c.weight,
+            weight_total: c.weight_total,
+            by_header: c.by_header.clone(),
+            by_cookie: c.by_cookie.clone(),
+        });
         Group {
             services,
             total_weight,
             next: AtomicUsize::new(0),
+            canary,
         }
     }
 
-    /// Picks the service for one request in proportion to the services' weights.
-    pub fn pick_service(&self) -> Option<&Arc<ServiceBalancer>> {
+    /// Picks the service for one request: the canary when its rules select it, else one of the
+    /// services in proportion to their weights.
+    pub fn pick_service(
+        &self,
+        req: &PickContext<'_>,
+        rng: &mut fastrand::Rng,
+    ) -> Option<&Arc<ServiceBalancer>> {
+        if let Some(canary) = &self.canary {
+            if canary.selects(req, rng) {
+                return Some(&canary.balancer);
+            }
+        }
         match self.services.len() {
             0 => None,
             1 => Some(&self.services[0].1),
@@ -63,18 +122,19 @@ impl Group {
     }
 }
 
-/// Reuses one balancer per service id while compiling, so routes sharing a Service share its
-/// round-robin position and (later) its load state.
-#[derive(Default)]
-struct BalancerCache {
-    by_id: HashMap<Arc<str>, Arc<ServiceBalancer>>,
+/// Reuses one balancer per (service id, policy) while compiling, so routes sharing a Service
+/// share its round-robin position; live endpoint state comes from the registry.
+struct BalancerCache<'r, 'p> {
+    by_id: HashMap<(Arc<str>, LbPolicy), Arc<ServiceBalancer>>,
+    registry: &'r mut RegistryBuilder<'p>,
 }
 
-impl BalancerCache {
+impl BalancerCache<'_, '_> {
     fn get(&mut self, s: &crate::table::ServiceBackend) -> Arc<ServiceBalancer> {
+        let registry = &mut *self.registry;
         self.by_id
-            .entry(s.id.clone())
-            .or_insert_with(|| Arc::new(ServiceBalancer::new(s)))
+            .entry((s.id.clone(), s.policy.clone()))
+            .or_insert_with(|| Arc::new(ServiceBalancer::new(s, registry)))
             .clone()
     }
 }
@@ -123,9 +183,12 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles a routing table.
-    pub fn new(table: Arc<RoutingTable>) -> Router {
-        let mut balancers = BalancerCache::default();
+    /// Compiles a routing table; endpoint state is taken from (and recorded in) `registry`.
+    pub fn new(table: Arc<RoutingTable>, registry: &mut RegistryBuilder<'_>) -> Router {
+        let mut balancers = BalancerCache {
+            by_id: HashMap::new(),
+            registry,
+        };
         let mut router = Router {
             default_backend: table.default_backend.as_ref().map(|g| RouteTarget {
                 group: Arc::new(Group::compile(g, &mut balancers)),

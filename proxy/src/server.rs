@@ -2,6 +2,7 @@
 
 use crate::service::PierProxy;
 use crate::state::ProxyState;
+use crate::tls::TlsError;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
@@ -13,6 +14,8 @@ use std::time::Duration;
 pub struct ServerSettings {
     /// Plain HTTP listener address, e.g. `0.0.0.0:8080`.
     pub http_listen: String,
+    /// HTTPS listener address, e.g. `0.0.0.0:8443`; `None`: no HTTPS listener.
+    pub https_listen: Option<String>,
     /// Worker threads of the proxy service.
     pub threads: usize,
     /// On SIGTERM, how long listeners keep accepting before they close.
@@ -23,7 +26,8 @@ pub struct ServerSettings {
 
 /// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT: fast).
 /// Blocks the calling thread; the routing table is whatever is published to `state`.
-pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) {
+/// Fails before serving only if the HTTPS listener cannot be configured.
+pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), TlsError> {
     let conf = ServerConf {
         threads: settings.threads.max(1),
         grace_period_seconds: Some(settings.shutdown_delay.as_secs()),
@@ -34,6 +38,10 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let tls_settings = match &settings.https_listen {
+        Some(_) => Some(state.tls.listener_settings()?),
+        None => None,
+    };
     let mut http = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         PierProxy::new(state),
@@ -46,6 +54,11 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) {
         app.server_options = Some(options);
     }
     http.add_tcp(&settings.http_listen);
+    if let (Some(addr), Some(tls)) = (&settings.https_listen, tls_settings) {
+        // Same service, so HTTP and HTTPS share routing, pools and metrics.
+        http.add_tls_with_settings(addr, None, tls);
+    }
     server.add_service(http);
     server.run(RunArgs::default());
+    Ok(())
 }

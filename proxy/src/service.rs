@@ -1,7 +1,7 @@
 //! The Pingora `ProxyHttp` implementation: route lookup, endpoint choice, forwarding headers,
 //! retries of failed connects and pier's own error answers.
 
-use crate::lb::ServiceBalancer;
+use crate::lb::{InFlightGuard, PickContext, ServiceBalancer};
 use crate::metrics::{RequestLabels, RouteLabels, StatusClass};
 use crate::router::RouteTarget;
 use crate::state::ProxyState;
@@ -45,6 +45,24 @@ pub struct RequestCtx {
     service: Option<Arc<ServiceBalancer>>,
     tried: Vec<SocketAddr>,
     upstream_start: Option<Instant>,
+    /// Counts this request on the endpoint it was sent to; released when the request ends.
+    in_flight: Option<InFlightGuard>,
+    /// Affinity cookie to send with the response.
+    set_cookie: Option<String>,
+}
+
+/// The parts of a request the balancers may use.
+fn pick_context<'a>(session: &'a Session) -> PickContext<'a> {
+    let req = session.req_header();
+    PickContext {
+        client_ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        headers: &req.headers,
+        path: req.uri.path(),
+        query: req.uri.query(),
+    }
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
@@ -72,6 +90,26 @@ async fn respond(session: &mut Session, code: u16, body: &'static str) -> Result
     if !head_only {
         session
             .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sends a plain-HTTP request of a TLS host to HTTPS: 308 keeps the method and body.
+async fn redirect_to_https(session: &mut Session, location: &str) -> Result<()> {
+    let body: &[u8] = b"pier: this host is served over HTTPS\n";
+    let mut resp = ResponseHeader::build(308, Some(5))?;
+    resp.insert_header(header::SERVER, "pier")?;
+    resp.insert_header(header::LOCATION, location)?;
+    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from_static(body)), true)
             .await?;
     }
     Ok(())
@@ -112,6 +150,18 @@ impl ProxyHttp for PierProxy {
     /// Runs first for every request: finds the route and the Service, and answers 404/503
     /// itself when there is nowhere to send the request.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if !crate::tls::is_tls(session) {
+            let location = {
+                let req = session.req_header();
+                let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                let tls = self.state.tls.current();
+                tls.policies.redirect_location(request_host(req), path)
+            };
+            if let Some(location) = location {
+                redirect_to_https(session, &location).await?;
+                return Ok(true);
+            }
+        }
         let target = {
             let req = session.req_header();
             let router = self.state.router();
@@ -121,10 +171,16 @@ impl ProxyHttp for PierProxy {
             respond(session, 404, "pier: no route for this host and path\n").await?;
             return Ok(true);
         };
-        let service = target.group.pick_service().cloned();
+        let service = {
+            let mut rng = fastrand::Rng::new();
+            target
+                .group
+                .pick_service(&pick_context(session), &mut rng)
+                .cloned()
+        };
         ctx.target = Some(target);
         match service {
-            Some(s) if s.unavailable.is_none() && !s.endpoints().is_empty() => {
+            Some(s) if s.unavailable.is_none() && s.has_endpoints() => {
                 ctx.service = Some(s);
                 Ok(false)
             }
@@ -138,25 +194,37 @@ impl ProxyHttp for PierProxy {
     /// Picks an endpoint not yet tried by this request.
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let service = ctx
             .service
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no service selected"))?;
-        let addr = service.pick(&ctx.tried).ok_or_else(|| {
-            Error::explain(
-                ErrorType::ConnectNoRoute,
-                "every endpoint failed for this request",
-            )
-        })?;
+        let mut rng = fastrand::Rng::new();
+        let pick = service
+            .pick(&pick_context(session), &ctx.tried, &mut rng)
+            .ok_or_else(|| {
+                Error::explain(
+                    ErrorType::ConnectNoRoute,
+                    "every endpoint failed for this request",
+                )
+            })?;
+        let addr = pick.address;
+        // Replacing the guard releases the endpoint of a failed attempt.
+        ctx.in_flight = Some(pick.guard);
+        if pick.set_cookie.is_some() {
+            ctx.set_cookie = pick.set_cookie;
+        }
         ctx.tried.push(addr);
         ctx.upstream_start.get_or_insert_with(Instant::now);
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.read_timeout = Some(READ_TIMEOUT);
         peer.options.idle_timeout = Some(IDLE_TIMEOUT);
+        // HTTPS or h2c backends (`backend-protocol`, `appProtocol`).
+        let tls = self.state.tls.current();
+        tls.upstreams.configure(&service.id, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -191,7 +259,32 @@ impl ProxyHttp for PierProxy {
             upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
             upstream_request.insert_header("x-real-ip", ip)?;
         }
-        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        let proto = if crate::tls::is_tls(session) {
+            "https"
+        } else {
+            "http"
+        };
+        upstream_request.insert_header("x-forwarded-proto", proto)?;
+        Ok(())
+    }
+
+    /// Adds the affinity cookie when this request established a binding, and HSTS to HTTPS
+    /// answers of hosts that ask for it.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if crate::tls::is_tls(session) {
+            let tls = self.state.tls.current();
+            if let Some(hsts) = tls.policies.hsts(request_host(session.req_header())) {
+                upstream_response.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
+            }
+        }
+        if let Some(cookie) = ctx.set_cookie.take() {
+            upstream_response.append_header(header::SET_COOKIE, cookie)?;
+        }
         Ok(())
     }
 
@@ -206,7 +299,7 @@ impl ProxyHttp for PierProxy {
         let another_left = ctx
             .service
             .as_ref()
-            .is_some_and(|s| s.endpoints().iter().any(|a| !ctx.tried.contains(a)));
+            .is_some_and(|s| s.has_untried(&ctx.tried));
         if ctx.tried.len() < MAX_CONNECT_ATTEMPTS && another_left {
             e.set_retry(true);
             self.state.metrics.retries.inc();

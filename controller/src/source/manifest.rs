@@ -2,7 +2,6 @@
 //! a cluster would, turned into typed [`Object`]s for the Store.
 
 use crate::store::Object;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
@@ -161,6 +160,7 @@ fn read_document(
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             decode(input, kind, line, Object::EndpointSlice)?
         }
+        ("pier.dev/v1alpha1", "BackendPolicy") => decode(input, kind, line, Object::BackendPolicy)?,
         (_, "List") => {
             let Some(items) = value.get("items").and_then(Value::as_sequence) else {
                 return Err(invalid(kind, line, "`items` must be a list"));
@@ -221,7 +221,7 @@ fn decode<T>(
     wrap: fn(Box<T>) -> Object,
 ) -> Result<Object, ManifestError>
 where
-    T: DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>,
+    T: DeserializeOwned + kube::Resource,
 {
     let decoded: Result<T, serde_yaml::Error> = match input {
         Input::Text(text) => serde_yaml::from_str(text),
@@ -231,7 +231,7 @@ where
         let at = e.location().map_or(line, |l| l.line());
         invalid(kind, at, &message_without_location(&e))
     })?;
-    if object.metadata().name.as_deref().unwrap_or("").is_empty() {
+    if object.meta().name.as_deref().unwrap_or("").is_empty() {
         return Err(invalid(kind, line, "missing field `metadata.name`"));
     }
     Ok(wrap(Box::new(object)))

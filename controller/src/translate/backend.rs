@@ -4,11 +4,13 @@
 //! set) so its route exists and the proxy answers 503 instead of falling through to another
 //! route or the default backend.
 
+use super::policy::{self, Layers, PolicyIndex};
 use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use proxy::table::{Endpoint, ServiceBackend};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use proxy::table::{Endpoint, LbPolicy, ServiceBackend};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -43,7 +45,9 @@ pub(crate) struct Resolver<'a> {
     /// (namespace, service) → its slices, in Store (key) order for determinism.
     slices: HashMap<(&'a str, &'a str), Vec<(&'a ObjectKey, &'a EndpointSlice)>>,
     cache: HashMap<(String, String, PortRef), ServiceBackend>,
-    /// Problems found in EndpointSlices; they belong to the slice, not to any Ingress.
+    /// The BackendPolicy in effect for each Service.
+    policies: PolicyIndex<'a>,
+    /// Problems found in EndpointSlices, BackendPolicies and load-balancing settings.
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -64,12 +68,42 @@ impl<'a> Resolver<'a> {
                     .push((key, slice));
             }
         }
+        let mut diagnostics = Vec::new();
+        let policies = PolicyIndex::new(store, &mut diagnostics);
         Resolver {
             store,
             slices,
             cache: HashMap::new(),
-            diagnostics: Vec::new(),
+            policies,
+            diagnostics,
         }
+    }
+
+    /// [`Resolver::resolve`] plus the load-balancing policy, which also depends on the Ingress
+    /// (`ingress`: its `namespace/name` and metadata; `None` for the controller's default).
+    pub(crate) fn resolve_for(
+        &mut self,
+        ingress: Option<(&str, &ObjectMeta)>,
+        namespace: &str,
+        service: &str,
+        port: &PortRef,
+    ) -> ServiceBackend {
+        let mut backend = self.resolve(namespace, service, port);
+        let policy = self.policies.get(namespace, service);
+        let policy_name = policy.map(|(key, _)| key.to_string());
+        let service_key = ObjectKey::new(namespace, service);
+        let service_name = service_key.to_string();
+        let layers = Layers {
+            policy: policy_name.as_deref().zip(policy.map(|(_, p)| &p.spec)),
+            ingress,
+            service: self
+                .store
+                .services
+                .get(&service_key)
+                .map(|s| (service_name.as_str(), s)),
+        };
+        backend.policy = policy::resolve_policy(layers, &mut self.diagnostics);
+        backend
     }
 
     /// The backend for `namespace/service:port`; `unavailable` says why it cannot serve.
@@ -104,6 +138,7 @@ impl<'a> Resolver<'a> {
             weight: SINGLE_SERVICE_WEIGHT,
             endpoints: Vec::new(),
             unavailable: None,
+            policy: LbPolicy::default(),
         };
         let Some(svc) = self.store.services.get(&ObjectKey::new(namespace, service)) else {
             backend.unavailable = Some(format!("service {namespace}/{service} not found"));
@@ -132,6 +167,7 @@ impl<'a> Resolver<'a> {
         service_port: &ServicePort,
     ) -> Vec<Endpoint> {
         let wanted = unnamed_if_empty(service_port.name.as_deref());
+        let weights = self.policies.weights(namespace, service);
         let mut by_address: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
         let slices = self
             .slices
@@ -156,6 +192,7 @@ impl<'a> Resolver<'a> {
                 let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
                 let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
                 let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+                let pod = endpoint.target_ref.as_ref().and_then(|r| r.name.as_deref());
                 for address in &endpoint.addresses {
                     let Ok(ip) = address.parse::<IpAddr>() else {
                         self.diagnostics.push(Diagnostic::new(
@@ -167,6 +204,7 @@ impl<'a> Resolver<'a> {
                     };
                     let candidate = Endpoint {
                         address: SocketAddr::new(ip, port),
+                        weight: weights.weight(ip, pod),
                         ready,
                         serving,
                         terminating,

@@ -4,9 +4,13 @@
 //! every problem becomes a [`Diagnostic`] and only the affected object (or part of it) is left
 //! out, so one bad manifest never takes the rest of the routing down.
 
+pub mod annotations;
 mod backend;
+mod canary;
 mod class;
+mod policy;
 mod table;
+mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -44,16 +48,23 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
 
     let mut resolver = backend::Resolver::new(store);
     let mut builder = table::TableBuilder::default();
-    for (key, ingress) in served {
+    let mut canaries = Vec::new();
+    for &(key, ingress) in &served {
+        if canary::is_canary(key, ingress, &mut diagnostics) {
+            canaries.push((key, ingress));
+            continue;
+        }
         builder.add(key, ingress, &mut resolver);
     }
+    canary::attach(&mut builder, &canaries, &mut resolver, &mut diagnostics);
     let fallback = if builder.has_global_default() {
         None
     } else {
         settings_default_backend(settings, &mut resolver, &mut diagnostics)
     };
-    let (table, more) = builder.finish(fallback);
+    let (mut table, more) = builder.finish(fallback);
     diagnostics.extend(more);
+    tls::apply(store, settings, &served, &mut table, &mut diagnostics);
     diagnostics.extend(resolver.into_diagnostics());
     diagnostics.sort();
     diagnostics.dedup();
@@ -84,7 +95,7 @@ fn settings_default_backend(
         ));
         return None;
     };
-    let backend = resolver.resolve(namespace, name, &port);
+    let backend = resolver.resolve_for(None, namespace, name, &port);
     if let Some(why) = &backend.unavailable {
         diagnostics.push(Diagnostic::new(
             "Settings",
@@ -94,5 +105,6 @@ fn settings_default_backend(
     }
     Some(BackendGroup {
         services: vec![backend],
+        canary: None,
     })
 }

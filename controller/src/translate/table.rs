@@ -8,9 +8,8 @@ use super::backend::{PortRef, Resolver};
 use crate::diagnostic::Diagnostic;
 use crate::store::ObjectKey;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
-use proxy::table::{
-    BackendGroup, HostMatch, PathMatch, Route, RoutingTable, TlsBinding, VirtualHost,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use proxy::table::{BackendGroup, HostMatch, PathMatch, Route, RoutingTable, VirtualHost};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Routes and default backend of one host, each remembering which Ingress set it.
@@ -27,7 +26,6 @@ struct HostEntry {
 pub(crate) struct TableBuilder {
     hosts: BTreeMap<HostMatch, HostEntry>,
     global_default: Option<(String, BackendGroup)>,
-    tls: Vec<TlsBinding>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -37,7 +35,8 @@ impl TableBuilder {
         let Some(spec) = &ingress.spec else { return };
         let source = key.to_string();
         let default_backend = spec.default_backend.as_ref().and_then(|b| {
-            self.backend_group(&source, "spec.defaultBackend", b, &key.namespace, resolver)
+            let at = (source.as_str(), &ingress.metadata);
+            self.backend_group(at, "spec.defaultBackend", b, &key.namespace, resolver)
         });
         let mut own_hosts = BTreeSet::new();
         for (i, rule) in spec.rules.iter().flatten().enumerate() {
@@ -64,8 +63,9 @@ impl TableBuilder {
                     continue;
                 }
                 let field = format!("{field}.backend");
+                let at = (source.as_str(), &ingress.metadata);
                 let backend =
-                    self.backend_group(&source, &field, &path.backend, &key.namespace, resolver);
+                    self.backend_group(at, &field, &path.backend, &key.namespace, resolver);
                 let Some(backend) = backend else { continue };
                 let route = Route {
                     path: path_match.clone(),
@@ -81,16 +81,6 @@ impl TableBuilder {
         }
         if let Some(group) = default_backend {
             self.add_default_backend(&source, &own_hosts, group);
-        }
-        for tls in spec.tls.iter().flatten() {
-            let Some(secret) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            self.tls.push(TlsBinding {
-                hosts: tls.hosts.clone().unwrap_or_default(),
-                secret: format!("{}/{secret}", key.namespace),
-                source: source.clone(),
-            });
         }
     }
 
@@ -128,6 +118,11 @@ impl TableBuilder {
         }
     }
 
+    /// The route an Ingress added for `path` on `host`, e.g. to attach a canary to it.
+    pub(crate) fn route_mut(&mut self, host: &HostMatch, path: &PathMatch) -> Option<&mut Route> {
+        self.hosts.get_mut(host)?.routes.get_mut(path)
+    }
+
     /// Whether an Ingress already set the controller-wide default backend.
     pub(crate) fn has_global_default(&self) -> bool {
         self.global_default.is_some()
@@ -135,13 +130,7 @@ impl TableBuilder {
 
     /// The table (hosts, routes and TLS bindings sorted) and the Diagnostics found while
     /// building it. `fallback` is the global default backend when no Ingress set one.
-    pub(crate) fn finish(
-        mut self,
-        fallback: Option<BackendGroup>,
-    ) -> (RoutingTable, Vec<Diagnostic>) {
-        self.tls.sort_by(|a, b| {
-            (&a.source, &a.secret, &a.hosts).cmp(&(&b.source, &b.secret, &b.hosts))
-        });
+    pub(crate) fn finish(self, fallback: Option<BackendGroup>) -> (RoutingTable, Vec<Diagnostic>) {
         let virtual_hosts = self
             .hosts
             .into_iter()
@@ -154,7 +143,8 @@ impl TableBuilder {
         let table = RoutingTable {
             virtual_hosts,
             default_backend: self.global_default.map(|(_, b)| b).or(fallback),
-            tls: self.tls,
+            // TLS parts are added by `super::tls::apply`.
+            ..RoutingTable::default()
         };
         (table, self.diagnostics)
     }
@@ -163,7 +153,7 @@ impl TableBuilder {
     /// cannot serve. An unresolvable Service still yields a group so its route answers 503.
     fn backend_group(
         &mut self,
-        source: &str,
+        (source, meta): (&str, &ObjectMeta),
         field: &str,
         backend: &IngressBackend,
         namespace: &str,
@@ -179,7 +169,7 @@ impl TableBuilder {
             (_, Some(number)) => PortRef::Number(number),
             _ => return None,
         };
-        let backend = resolver.resolve(namespace, &service.name, &port);
+        let backend = resolver.resolve_for(Some((source, meta)), namespace, &service.name, &port);
         if let Some(why) = &backend.unavailable {
             self.diagnostics.push(Diagnostic::new(
                 "Ingress",
@@ -189,6 +179,7 @@ impl TableBuilder {
         }
         Some(BackendGroup {
             services: vec![backend],
+            canary: None,
         })
     }
 

@@ -1,5 +1,354 @@
-//! Load balancing over the routable endpoints of one Service.
+//! Load balancing over the routable endpoints of one Service: smooth weighted round-robin,
+//! least-request (P2C), Maglev consistent hashing with optional bounded load, weighted random,
+//! cookie and client-IP affinity, and slow start. State that must outlive a table swap lives
+//! in [`EndpointRegistry`].
 
+mod affinity;
+mod endpoint;
+mod least_request;
+pub mod maglev;
+mod random;
 mod round_robin;
 
-pub use round_robin::ServiceBalancer;
+pub use endpoint::{EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder};
+
+use crate::table::{Affinity, Algorithm, HashKey, LbPolicy, ServiceBackend};
+use affinity::ClientIpTable;
+use http::HeaderMap;
+use maglev::{hash64, Maglev};
+use round_robin::SmoothRoundRobin;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a balancer may look at in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct PickContext<'a> {
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Request path without the query.
+    pub path: &'a str,
+    /// Raw query string.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> PickContext<'a> {
+    /// Value of cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        affinity::find_cookie(
+            self.headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+            name,
+        )
+    }
+
+    fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.query?
+            .split('&')
+            .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The consistent-hash key bytes, if the request has it.
+    fn hash_key(&self, key: &HashKey) -> Option<u64> {
+        let bytes: Vec<u8> = match key {
+            HashKey::Header(name) => self.headers.get(name.as_str())?.as_bytes().to_vec(),
+            HashKey::Cookie(name) => self.cookie(name)?.as_bytes().to_vec(),
+            HashKey::SourceIp => self.client_ip?.to_string().into_bytes(),
+            HashKey::Path => self.path.as_bytes().to_vec(),
+            HashKey::Query(name) => self.query_param(name)?.as_bytes().to_vec(),
+        };
+        Some(hash64(&bytes, 0x4a5b))
+    }
+}
+
+/// The endpoint chosen for one attempt.
+#[derive(Debug)]
+pub struct Pick {
+    /// Where to connect.
+    pub address: SocketAddr,
+    /// Counts the request as in flight on that endpoint until dropped.
+    pub guard: InFlightGuard,
+    /// A `Set-Cookie` value to send (cookie affinity established a new binding).
+    pub set_cookie: Option<String>,
+}
+
+#[derive(Debug)]
+struct LbEndpoint {
+    address: SocketAddr,
+    weight: u32,
+    state: Arc<EndpointState>,
+}
+
+/// Picks endpoints of one Service port according to its policy.
+#[derive(Debug)]
+pub struct ServiceBalancer {
+    /// `namespace/name:port`.
+    pub id: Arc<str>,
+    /// Why the Service cannot serve at all (missing Service or port); answered with 503.
+    pub unavailable: Option<String>,
+    policy: LbPolicy,
+    endpoints: Vec<LbEndpoint>,
+    /// All static weights equal (round-robin may take its lock-free path).
+    uniform: bool,
+    /// Until when some endpoint is still slow-starting.
+    ramp_until: Option<Instant>,
+    rr: SmoothRoundRobin,
+    maglev: Option<Arc<Maglev>>,
+    cookie_tokens: HashMap<String, usize>,
+    client_ip: Option<Arc<ClientIpTable>>,
+}
+
+impl ServiceBalancer {
+    /// Builds the balancer over the backend's routable endpoints, taking their live state from
+    /// `registry`.
+    pub fn new(backend: &ServiceBackend, registry: &mut RegistryBuilder<'_>) -> ServiceBalancer {
+        let now = Instant::now();
+        registry.service(&backend.id);
+        let endpoints: Vec<LbEndpoint> = backend
+            .routable_endpoints()
+            .iter()
+            .map(|e| LbEndpoint {
+                address: e.address,
+                weight: e.weight,
+                state: registry.state(&backend.id, e, now),
+            })
+            .collect();
+        let policy = backend.policy.clone();
+        let ramp_until = endpoints
+            .iter()
+            .filter_map(|e| e.state.ramp_end(policy.slow_start))
+            .max()
+            .filter(|end| *end > now);
+        let uniform = endpoints.windows(2).all(|w| w[0].weight == w[1].weight);
+        let maglev = match policy.algorithm {
+            Algorithm::ConsistentHash { .. } if !endpoints.is_empty() => registry.maglev(
+                &backend.id,
+                endpoints
+                    .iter()
+                    .map(|e| (e.address.to_string(), e.weight))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let cookie_tokens = match policy.affinity {
+            Some(Affinity::Cookie { .. }) => endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (affinity::cookie_token(&e.address), i))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let client_ip = match policy.affinity {
+            Some(Affinity::ClientIp { timeout }) => Some(registry.client_ip(&backend.id, timeout)),
+            _ => None,
+        };
+        ServiceBalancer {
+            id: backend.id.clone(),
+            unavailable: backend.unavailable.clone(),
+            policy,
+            endpoints,
+            uniform,
+            ramp_until,
+            rr: SmoothRoundRobin::default(),
+            maglev,
+            cookie_tokens,
+            client_ip,
+        }
+    }
+
+    /// Whether there is at least one endpoint to send to.
+    pub fn has_endpoints(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+
+    /// Whether an endpoint not in `tried` is left.
+    pub fn has_untried(&self, tried: &[SocketAddr]) -> bool {
+        self.endpoints.iter().any(|e| !tried.contains(&e.address))
+    }
+
+    /// Endpoint addresses with their in-flight counts (for the debug view).
+    pub fn in_flight(&self) -> Vec<(SocketAddr, u64)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.address, e.state.in_flight()))
+            .collect()
+    }
+
+    /// Chooses the endpoint for one attempt, never one in `exclude` (already failed for this
+    /// request). `None` when nothing is left.
+    pub fn pick(
+        &self,
+        req: &PickContext<'_>,
+        exclude: &[SocketAddr],
+        rng: &mut fastrand::Rng,
+    ) -> Option<Pick> {
+        let usable = |i: usize| {
+            self.endpoints[i].weight > 0 && !exclude.contains(&self.endpoints[i].address)
+        };
+        let mut set_cookie = None;
+        let chosen = match &self.policy.affinity {
+            Some(Affinity::Cookie { name, max_age }) => {
+                let bound = req
+                    .cookie(name)
+                    .and_then(|t| self.cookie_tokens.get(t).copied())
+                    .filter(|&i| usable(i));
+                match bound {
+                    Some(i) => Some(i),
+                    None => {
+                        let i = self.pick_by_algorithm(req, &usable, rng)?;
+                        let token = affinity::cookie_token(&self.endpoints[i].address);
+                        set_cookie = Some(affinity::set_cookie(name, &token, *max_age));
+                        Some(i)
+                    }
+                }
+            }
+            Some(Affinity::ClientIp { .. }) => match (&self.client_ip, req.client_ip) {
+                (Some(table), Some(ip)) => {
+                    let now = Instant::now();
+                    let bound = table
+                        .lookup(ip, now, |a| {
+                            self.endpoints
+                                .iter()
+                                .position(|e| e.address == *a)
+                                .is_some_and(usable)
+                        })
+                        .and_then(|a| self.endpoints.iter().position(|e| e.address == a));
+                    match bound {
+                        Some(i) => Some(i),
+                        None => {
+                            let i = self.pick_by_algorithm(req, &usable, rng)?;
+                            table.bind(ip, self.endpoints[i].address, now);
+                            Some(i)
+                        }
+                    }
+                }
+                _ => self.pick_by_algorithm(req, &usable, rng),
+            },
+            None => self.pick_by_algorithm(req, &usable, rng),
+        }?;
+        let e = &self.endpoints[chosen];
+        Some(Pick {
+            address: e.address,
+            guard: e.state.track(),
+            set_cookie,
+        })
+    }
+
+    fn pick_by_algorithm(
+        &self,
+        req: &PickContext<'_>,
+        usable: &impl Fn(usize) -> bool,
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        match &self.policy.algorithm {
+            Algorithm::RoundRobin => self.round_robin(usable),
+            Algorithm::LeastRequest => {
+                let weights = self.effective_weights();
+                let equal = weights.windows(2).all(|w| w[0] == w[1]);
+                if equal {
+                    let candidates: Vec<usize> =
+                        (0..self.endpoints.len()).filter(|&i| usable(i)).collect();
+                    least_request::pick(
+                        &candidates,
+                        |i| weights[i],
+                        |i| self.endpoints[i].state.in_flight(),
+                        rng,
+                    )
+                } else {
+                    // Unequal weights: P2C would always prefer the heavier endpoint when idle, so
+                    // take weighted turns over weights shrunk by each endpoint's load instead.
+                    let dynamic: Vec<f64> = weights
+                        .iter()
+                        .zip(&self.endpoints)
+                        .map(|(w, e)| w / (e.state.in_flight() as f64 + 1.0))
+                        .collect();
+                    self.rr.pick(&dynamic, false, |i| !usable(i))
+                }
+            }
+            Algorithm::Random => {
+                let candidates: Vec<usize> =
+                    (0..self.endpoints.len()).filter(|&i| usable(i)).collect();
+                random::pick(&candidates, |i| f64::from(self.endpoints[i].weight), rng)
+            }
+            Algorithm::ConsistentHash {
+                key,
+                balance_factor,
+            } => match req.hash_key(key) {
+                Some(hash) => self.consistent_hash(hash, *balance_factor, usable),
+                None => self.round_robin(usable),
+            },
+        }
+    }
+
+    fn round_robin(&self, usable: &impl Fn(usize) -> bool) -> Option<usize> {
+        let ramping = self.ramp_until.is_some_and(|end| Instant::now() < end);
+        let weights = self.effective_weights();
+        self.rr
+            .pick(&weights, self.uniform && !ramping, |i| !usable(i))
+    }
+
+    /// Static weight × slow-start factor of every endpoint.
+    fn effective_weights(&self) -> Vec<f64> {
+        let ramping = self.ramp_until.is_some_and(|end| Instant::now() < end);
+        let now = Instant::now();
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let w = f64::from(e.weight);
+                if ramping {
+                    w * e.state.ramp(self.policy.slow_start, now)
+                } else {
+                    w
+                }
+            })
+            .collect()
+    }
+
+    /// The Maglev owner of `hash`; with bounded load, the first endpoint along the table whose
+    /// in-flight count stays within `factor`% of the mean.
+    fn consistent_hash(
+        &self,
+        hash: u64,
+        factor: Option<u32>,
+        usable: &impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let table = self.maglev.as_ref()?;
+        let n = self.endpoints.len();
+        let cap = factor.map(|f| {
+            let total: u64 = self.endpoints.iter().map(|e| e.state.in_flight()).sum();
+            // Counting this request too; ceil so that a lone request always fits.
+            ((total + 1) as f64 * f64::from(f) / 100.0 / n as f64).ceil() as u64
+        });
+        let start = table.slot(hash);
+        let mut seen = vec![false; n];
+        let mut distinct = 0;
+        for step in 0..table.len() {
+            let i = table.owner(start + step);
+            if seen[i] {
+                continue;
+            }
+            seen[i] = true;
+            distinct += 1;
+            let fits = cap.is_none_or(|c| self.endpoints[i].state.in_flight() < c);
+            if usable(i) && fits {
+                return Some(i);
+            }
+            if distinct == n {
+                break;
+            }
+        }
+        // Everything is over the cap: fall back to the key's own endpoint if usable.
+        let own = table.owner(start);
+        usable(own).then_some(own)
+    }
+}
+
+#[cfg(test)]
+mod tests;

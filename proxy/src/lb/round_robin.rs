@@ -1,92 +1,99 @@
-//! Round-robin over a Service's routable endpoints.
+//! Smooth weighted round-robin: endpoints interleave in proportion to their weights
+//! (weights 5,1,1 give a a b a c a a, not a a a a a b c).
 
-use crate::table::ServiceBackend;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::Mutex;
 
-/// Picks endpoints of one Service port in turn.
-#[derive(Debug)]
-pub struct ServiceBalancer {
-    /// `namespace/name:port`.
-    pub id: Arc<str>,
-    /// Why the Service cannot serve at all (missing Service or port); answered with 503.
-    pub unavailable: Option<String>,
-    endpoints: Vec<SocketAddr>,
+/// Round-robin position of one Service.
+#[derive(Debug, Default)]
+pub struct SmoothRoundRobin {
     next: AtomicUsize,
+    current: Mutex<Vec<f64>>,
 }
 
-impl ServiceBalancer {
-    /// Builds a balancer over the backend's routable endpoints (ready, else serving+terminating).
-    pub fn new(backend: &ServiceBackend) -> ServiceBalancer {
-        ServiceBalancer {
-            id: backend.id.clone(),
-            unavailable: backend.unavailable.clone(),
-            endpoints: backend.routable_endpoints(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// The endpoints this balancer picks from.
-    pub fn endpoints(&self) -> &[SocketAddr] {
-        &self.endpoints
-    }
-
-    /// Picks the next endpoint, skipping those in `exclude` (endpoints that already failed for
-    /// this request). `None` when no endpoint is left.
-    pub fn pick(&self, exclude: &[SocketAddr]) -> Option<SocketAddr> {
-        let n = self.endpoints.len();
+impl SmoothRoundRobin {
+    /// Picks among `weights.len()` endpoints (weight 0 or `excluded` ones are skipped).
+    /// `uniform` (all weights equal) takes a lock-free path that gives the same sequence.
+    pub fn pick(
+        &self,
+        weights: &[f64],
+        uniform: bool,
+        excluded: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let n = weights.len();
         if n == 0 {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| self.endpoints[(start + i) % n])
-            .find(|addr| !exclude.contains(addr))
+        if uniform {
+            let start = self.next.fetch_add(1, Ordering::Relaxed);
+            return (0..n)
+                .map(|i| (start + i) % n)
+                .find(|&i| !excluded(i) && weights[i] > 0.0);
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.len() != n {
+            *current = vec![0.0; n];
+        }
+        let mut total = 0.0;
+        let mut best: Option<usize> = None;
+        for i in 0..n {
+            if weights[i] <= 0.0 || excluded(i) {
+                continue;
+            }
+            current[i] += weights[i];
+            total += weights[i];
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        current[b] -= total;
+        Some(b)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Endpoint;
 
-    fn backend(ports: &[u16]) -> ServiceBackend {
-        ServiceBackend {
-            id: Arc::from("ns/svc:80"),
-            weight: 1,
-            endpoints: ports
-                .iter()
-                .map(|p| Endpoint {
-                    address: SocketAddr::from(([127, 0, 0, 1], *p)),
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                })
-                .collect(),
-            unavailable: None,
+    #[test]
+    fn equal_weights_give_exactly_k_each() {
+        let rr = SmoothRoundRobin::default();
+        let mut counts = [0usize; 4];
+        for _ in 0..4 * 25 {
+            counts[rr.pick(&[1.0; 4], true, |_| false).unwrap()] += 1;
         }
+        assert_eq!(counts, [25; 4]);
     }
 
     #[test]
-    fn spreads_evenly() {
-        let b = ServiceBalancer::new(&backend(&[1, 2, 3]));
-        let mut counts = std::collections::HashMap::new();
-        for _ in 0..300 {
-            *counts.entry(b.pick(&[]).unwrap().port()).or_insert(0) += 1;
-        }
-        assert_eq!(counts.len(), 3);
-        assert!(counts.values().all(|c| *c == 100), "{counts:?}");
+    fn weighted_sequence_interleaves() {
+        let rr = SmoothRoundRobin::default();
+        let seq: Vec<usize> = (0..7)
+            .map(|_| rr.pick(&[5.0, 1.0, 1.0], false, |_| false).unwrap())
+            .collect();
+        assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
     }
 
     #[test]
-    fn skips_excluded_endpoints() {
-        let b = ServiceBalancer::new(&backend(&[1, 2]));
-        let failed = SocketAddr::from(([127, 0, 0, 1], 1));
-        for _ in 0..10 {
-            assert_eq!(b.pick(&[failed]).unwrap().port(), 2);
+    fn weights_hold_over_many_requests() {
+        let rr = SmoothRoundRobin::default();
+        let w = [3.0, 1.0, 0.0, 4.0];
+        let mut counts = [0usize; 4];
+        for _ in 0..800 {
+            counts[rr.pick(&w, false, |_| false).unwrap()] += 1;
         }
-        let both = [failed, SocketAddr::from(([127, 0, 0, 1], 2))];
-        assert_eq!(b.pick(&both), None);
+        assert_eq!(counts, [300, 100, 0, 400]);
+    }
+
+    #[test]
+    fn excluded_endpoints_are_skipped() {
+        let rr = SmoothRoundRobin::default();
+        for uniform in [true, false] {
+            for _ in 0..10 {
+                assert_eq!(rr.pick(&[1.0, 1.0], uniform, |i| i == 0), Some(1));
+            }
+            assert_eq!(rr.pick(&[1.0, 1.0], uniform, |_| true), None);
+        }
     }
 }

@@ -1,5 +1,7 @@
 use super::*;
+use crate::lb::EndpointRegistry;
 use crate::table::{Endpoint, PathMatch, Route, ServiceBackend, VirtualHost};
+use http::HeaderMap;
 use std::net::SocketAddr;
 
 fn group(name: &str) -> BackendGroup {
@@ -9,12 +11,15 @@ fn group(name: &str) -> BackendGroup {
             weight: 100,
             endpoints: vec![Endpoint {
                 address: SocketAddr::from(([127, 0, 0, 1], 80)),
+                weight: 1,
                 ready: true,
                 serving: true,
                 terminating: false,
             }],
             unavailable: None,
+            policy: LbPolicy::default(),
         }],
+        canary: None,
     }
 }
 
@@ -36,18 +41,29 @@ fn vhost(host: &str, routes: Vec<Route>) -> VirtualHost {
 
 /// The service id a request is routed to, or `None` for 404.
 fn target(router: &Router, host: &str, path: &str) -> Option<String> {
+    let headers = HeaderMap::new();
+    let req = PickContext {
+        client_ip: None,
+        headers: &headers,
+        path,
+        query: None,
+    };
+    let mut rng = fastrand::Rng::with_seed(1);
     router
         .route(host, path)
-        .and_then(|t| t.group.pick_service())
+        .and_then(|t| t.group.pick_service(&req, &mut rng))
         .map(|s| s.id.to_string())
 }
 
 fn router(vhosts: Vec<VirtualHost>, default: Option<BackendGroup>) -> Router {
-    Router::new(Arc::new(RoutingTable {
+    let registry = EndpointRegistry::default();
+    let mut next = EndpointRegistry::next_generation(&registry);
+    let table = RoutingTable {
         virtual_hosts: vhosts,
         default_backend: default,
-        tls: vec![],
-    }))
+        ..RoutingTable::default()
+    };
+    Router::new(Arc::new(table), &mut next)
 }
 
 #[test]
@@ -186,4 +202,89 @@ fn weighted_group_splits_by_weight() {
         }
     }
     assert_eq!(a, 300);
+}
+
+fn canary_router(canary: crate::table::Canary) -> Router {
+    let mut g = group("primary");
+    g.canary = Some(Box::new(canary));
+    router(
+        vec![vhost(
+            "",
+            vec![Route {
+                path: PathMatch::prefix("/"),
+                backend: g,
+                source: "ns/x".into(),
+            }],
+        )],
+        None,
+    )
+}
+
+fn canary(weight: u32) -> crate::table::Canary {
+    crate::table::Canary {
+        backend: group("canary").services.remove(0),
+        weight,
+        weight_total: 100,
+        by_header: None,
+        by_cookie: None,
+    }
+}
+
+/// Service picked for a request with the given headers, over `n` requests.
+fn canary_share(r: &Router, headers: &[(&'static str, &str)], n: usize) -> f64 {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(*k, v.parse().unwrap());
+    }
+    let req = PickContext {
+        client_ip: None,
+        headers: &map,
+        path: "/",
+        query: None,
+    };
+    let mut rng = fastrand::Rng::with_seed(11);
+    let t = r.route("h", "/").unwrap();
+    let hits = (0..n)
+        .filter(|_| &*t.group.pick_service(&req, &mut rng).unwrap().id == "canary")
+        .count();
+    hits as f64 / n as f64
+}
+
+#[test]
+fn canary_weight_takes_its_share() {
+    assert_eq!(canary_share(&canary_router(canary(0)), &[], 1000), 0.0);
+    let share = canary_share(&canary_router(canary(20)), &[], 2000);
+    assert!((share - 0.2).abs() < 0.03, "share {share}");
+    assert_eq!(canary_share(&canary_router(canary(100)), &[], 100), 1.0);
+}
+
+#[test]
+fn canary_header_beats_cookie_beats_weight() {
+    let mut c = canary(50);
+    c.by_header = Some(crate::table::HeaderRule {
+        name: "x-canary".into(),
+        value: None,
+    });
+    c.by_cookie = Some("canary".into());
+    let r = canary_router(c);
+    assert_eq!(canary_share(&r, &[("x-canary", "always")], 50), 1.0);
+    assert_eq!(
+        canary_share(
+            &r,
+            &[("x-canary", "never"), ("cookie", "canary=always")],
+            50
+        ),
+        0.0
+    );
+    assert_eq!(canary_share(&r, &[("cookie", "canary=always")], 50), 1.0);
+    assert_eq!(canary_share(&r, &[("cookie", "canary=never")], 50), 0.0);
+
+    let mut valued = canary(0);
+    valued.by_header = Some(crate::table::HeaderRule {
+        name: "x-env".into(),
+        value: Some("beta".into()),
+    });
+    let r = canary_router(valued);
+    assert_eq!(canary_share(&r, &[("x-env", "beta")], 50), 1.0);
+    assert_eq!(canary_share(&r, &[("x-env", "prod")], 50), 0.0);
 }

@@ -5,11 +5,16 @@
 
 mod host;
 mod path;
+mod policy;
+mod tls;
 
 pub use host::{normalize_host, HostMatch};
 pub use path::{PathKind, PathMatch};
+pub use policy::{Affinity, Algorithm, Canary, HashKey, HeaderRule, LbPolicy};
+pub use tls::{BackendProtocol, HostTls, TlsCertificate};
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -22,6 +27,14 @@ pub struct RoutingTable {
     pub default_backend: Option<BackendGroup>,
     /// TLS bindings declared by Ingresses (hosts → Secret), kept for the TLS listener.
     pub tls: Vec<TlsBinding>,
+    /// Certificate for unknown SNI, no SNI and hosts without a usable Secret
+    /// (`--default-certificate`); `None`: the proxy's self-signed one.
+    pub default_certificate: Option<TlsCertificate>,
+    /// Redirect and HSTS policy of the hosts that have TLS, at most one per [`HostMatch`].
+    pub tls_hosts: Vec<HostTls>,
+    /// Backends not spoken to in clear-text HTTP/1.1, by [`ServiceBackend::id`]. One protocol
+    /// per Service port (translate() resolves conflicts), so balancers shared by id stay right.
+    pub backend_protocols: BTreeMap<Arc<str>, BackendProtocol>,
 }
 
 /// The routes that apply to one host pattern.
@@ -51,6 +64,8 @@ pub struct Route {
 pub struct BackendGroup {
     /// The services; each request goes to one of them in proportion to its weight.
     pub services: Vec<ServiceBackend>,
+    /// A canary backend taking a share of the traffic or the requests that ask for it.
+    pub canary: Option<Box<Canary>>,
 }
 
 /// One Kubernetes Service port as a backend: its identity, its endpoints and whether it is usable.
@@ -64,6 +79,8 @@ pub struct ServiceBackend {
     pub endpoints: Vec<Endpoint>,
     /// Why this backend cannot serve, if it cannot (the proxy answers 503).
     pub unavailable: Option<String>,
+    /// How endpoints are picked.
+    pub policy: LbPolicy,
 }
 
 /// One endpoint (pod address and port) of a Service, with its EndpointSlice conditions.
@@ -71,6 +88,8 @@ pub struct ServiceBackend {
 pub struct Endpoint {
     /// Where to connect.
     pub address: SocketAddr,
+    /// Relative weight among the Service's endpoints (default 1; 0 receives nothing).
+    pub weight: u32,
     /// `conditions.ready` (absent means ready).
     pub ready: bool,
     /// `conditions.serving` (absent means the value of `ready`).
@@ -88,25 +107,23 @@ pub struct TlsBinding {
     pub secret: String,
     /// `namespace/name` of the Ingress that declared it.
     pub source: String,
+    /// The Secret's certificate; `None` when it is missing or invalid (its hosts then get the
+    /// default certificate, and translate() reported why).
+    pub certificate: Option<TlsCertificate>,
 }
 
 impl ServiceBackend {
     /// The endpoints that may receive new requests: the ready ones, or when none is ready, the
     /// ones that are still serving while terminating. Never an endpoint with `serving == false`.
-    pub fn routable_endpoints(&self) -> Vec<SocketAddr> {
-        let ready: Vec<SocketAddr> = self
-            .endpoints
-            .iter()
-            .filter(|e| e.ready)
-            .map(|e| e.address)
-            .collect();
+    pub fn routable_endpoints(&self) -> Vec<Endpoint> {
+        let ready: Vec<Endpoint> = self.endpoints.iter().filter(|e| e.ready).copied().collect();
         if !ready.is_empty() {
             return ready;
         }
         self.endpoints
             .iter()
             .filter(|e| e.serving && e.terminating)
-            .map(|e| e.address)
+            .copied()
             .collect()
     }
 }
@@ -118,6 +135,7 @@ mod tests {
     fn ep(port: u16, ready: bool, serving: bool, terminating: bool) -> Endpoint {
         Endpoint {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
             ready,
             serving,
             terminating,
@@ -130,25 +148,20 @@ mod tests {
             weight: 1,
             endpoints,
             unavailable: None,
+            policy: LbPolicy::default(),
         }
     }
 
     #[test]
     fn ready_endpoints_are_preferred() {
         let b = backend(vec![ep(1, true, true, false), ep(2, false, true, true)]);
-        assert_eq!(
-            b.routable_endpoints(),
-            vec![ep(1, true, true, false).address]
-        );
+        assert_eq!(b.routable_endpoints(), vec![ep(1, true, true, false)]);
     }
 
     #[test]
     fn serving_terminating_is_the_fallback_when_none_is_ready() {
         let b = backend(vec![ep(1, false, false, true), ep(2, false, true, true)]);
-        assert_eq!(
-            b.routable_endpoints(),
-            vec![ep(2, false, true, true).address]
-        );
+        assert_eq!(b.routable_endpoints(), vec![ep(2, false, true, true)]);
     }
 
     #[test]

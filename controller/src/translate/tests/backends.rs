@@ -21,6 +21,7 @@ fn backend_of(store: &Store) -> (ServiceBackend, Vec<Diagnostic>) {
 fn ep(address: &str, ready: bool, serving: bool, terminating: bool) -> TableEndpoint {
     TableEndpoint {
         address: address.parse::<SocketAddr>().unwrap(),
+        weight: 1,
         ready,
         serving,
         terminating,

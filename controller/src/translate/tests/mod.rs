@@ -2,7 +2,11 @@
 
 mod backends;
 mod classes;
+mod lb_canary;
+mod lb_crd;
+mod lb_policy;
 mod routes;
+mod tls;
 mod validation;
 
 use super::translate;

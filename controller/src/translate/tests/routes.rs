@@ -1,7 +1,7 @@
-//! Routes, host merging, conflict resolution, default backends, TLS bindings, determinism.
+//! Routes, host merging, conflict resolution, default backends, determinism.
 
 use super::*;
-use proxy::table::{BackendGroup, TlsBinding};
+use proxy::table::BackendGroup;
 
 /// A store with Services `a`, `b`, `c` and `d` (port 80) in `default` and `other`, so that only
 /// the Diagnostics under test appear.
@@ -329,36 +329,6 @@ fn unresolvable_or_malformed_settings_default_backend_is_diagnosed() {
         assert_eq!(diags.len(), 1, "{bad}: {diags:?}");
         assert!(diags[0].reason.contains("namespace/name:port"));
     }
-}
-
-#[test]
-fn tls_bindings_are_collected_and_sorted() {
-    let mut store = store();
-    IngressBuilder::new("other", "b")
-        .rule("b.com", "/", "Prefix", "a", 80)
-        .tls(&["b.com"], Some("b-cert"))
-        .insert(&mut store);
-    IngressBuilder::new("default", "a")
-        .rule("a.com", "/", "Prefix", "a", 80)
-        .tls(&["a.com", "*.a.com"], Some("z-cert"))
-        .tls(&["x.a.com"], Some("a-cert"))
-        .tls(&["nosecret.a.com"], None)
-        .insert(&mut store);
-    let (table, diags) = run(&store);
-    assert!(diags.is_empty(), "{diags:?}");
-    let binding = |hosts: &[&str], secret: &str, source: &str| TlsBinding {
-        hosts: hosts.iter().map(|h| h.to_string()).collect(),
-        secret: secret.into(),
-        source: source.into(),
-    };
-    assert_eq!(
-        table.tls,
-        [
-            binding(&["x.a.com"], "default/a-cert", "default/a"),
-            binding(&["a.com", "*.a.com"], "default/z-cert", "default/a"),
-            binding(&["b.com"], "other/b-cert", "other/b"),
-        ]
-    );
 }
 
 #[test]

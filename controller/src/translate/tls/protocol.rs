@@ -1,0 +1,207 @@
+//! Backend protocols (`pier.dev/backend-protocol`, `appProtocol`) and backend CA bundles.
+
+use super::{secret_field, Settings};
+use crate::diagnostic::Diagnostic;
+use crate::store::{ObjectKey, Store};
+use crate::translate::annotations;
+use crate::translate::backend::PortRef;
+use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, ServiceBackendPort};
+use proxy::table::BackendProtocol;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `appProtocol` value that asks for HTTP/2 prior knowledge (KEP-3726).
+const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
+/// Label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Protocols of every backend the served Ingresses (and `--default-backend`) name, by
+/// backend id. The oldest Ingress decides a Service port's protocol; a later one that asks
+/// for another gets a Diagnostic. Plain HTTP is the default and is not listed.
+pub(super) fn protocols(
+    store: &Store,
+    settings: &Settings,
+    served: &[(&ObjectKey, &Ingress)],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<Arc<str>, BackendProtocol> {
+    let mut decided: BTreeMap<Arc<str>, (String, BackendProtocol)> = BTreeMap::new();
+    let mut decide = |source: &str, ingress, namespace: &str, service: &IngressServiceBackend| {
+        let Some(port) = service.port.as_ref() else {
+            return;
+        };
+        let port = match (&port.name, port.number) {
+            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
+            (_, Some(number)) => PortRef::Number(number),
+            _ => return,
+        };
+        let id: Arc<str> = Arc::from(format!("{namespace}/{}:{port}", service.name));
+        let protocol = match backend_protocol(store, ingress, namespace, &service.name, &port) {
+            Ok((p, None)) => p,
+            Ok((p, Some(why))) => {
+                let reason = format!("backend {id}: {why}");
+                diagnostics.push(Diagnostic::new("Ingress", source, reason));
+                p
+            }
+            Err(why) => {
+                let reason = format!("backend {id}: {why}; plain HTTP is used");
+                diagnostics.push(Diagnostic::new("Ingress", source, reason));
+                BackendProtocol::Http
+            }
+        };
+        match decided.get(&id) {
+            None => {
+                decided.insert(id, (source.to_string(), protocol));
+            }
+            Some((winner, chosen)) if *chosen != protocol => {
+                let reason = format!(
+                    "backend {id} is already used as {} by {winner}, which takes precedence; \
+                     that protocol applies",
+                    protocol_name(chosen)
+                );
+                diagnostics.push(Diagnostic::new("Ingress", source, reason));
+            }
+            Some(_) => {}
+        }
+    };
+    for (key, ingress) in served {
+        let source = key.to_string();
+        let Some(spec) = &ingress.spec else { continue };
+        let paths = spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| &r.http)
+            .flat_map(|h| &h.paths);
+        let backends = spec.default_backend.iter().chain(paths.map(|p| &p.backend));
+        for service in backends.filter_map(|b| b.service.as_ref()) {
+            decide(&source, Some(*ingress), &key.namespace, service);
+        }
+    }
+    if let Some((namespace, name, port)) = settings
+        .default_backend
+        .as_deref()
+        .and_then(crate::translate::backend::parse_backend_ref)
+    {
+        let port = match port {
+            PortRef::Name(n) => ServiceBackendPort {
+                name: Some(n),
+                number: None,
+            },
+            PortRef::Number(n) => ServiceBackendPort {
+                name: None,
+                number: Some(n),
+            },
+        };
+        let service = IngressServiceBackend {
+            name: name.to_string(),
+            port: Some(port),
+        };
+        decide("--default-backend", None, namespace, &service);
+    }
+    decided
+        .into_iter()
+        .filter(|(_, (_, p))| *p != BackendProtocol::Http)
+        .map(|(id, (_, p))| (id, p))
+        .collect()
+}
+
+fn protocol_name(p: &BackendProtocol) -> &'static str {
+    match p {
+        BackendProtocol::Http => "HTTP",
+        BackendProtocol::Https { .. } => "HTTPS",
+        BackendProtocol::H2c => "H2C",
+    }
+}
+
+/// The protocol of backend `namespace/service:port` as one Ingress references it: the
+/// Ingress's `backend-protocol`, else the Service's, else `appProtocol: kubernetes.io/h2c` on
+/// the Service port or its EndpointSlice port. `Err` explains an unusable annotation; a
+/// problem that still leaves a protocol (an unusable CA Secret) comes with it.
+pub(crate) fn backend_protocol(
+    store: &Store,
+    ingress: Option<&Ingress>,
+    namespace: &str,
+    service: &str,
+    port: &PortRef,
+) -> Result<(BackendProtocol, Option<String>), String> {
+    let svc = store.services.get(&ObjectKey::new(namespace, service));
+    let mut metas = Vec::new();
+    metas.extend(ingress.map(|i| &i.metadata));
+    metas.extend(svc.map(|s| &s.metadata));
+    let annotated = annotations::first(&metas, "backend-protocol");
+    let value = match annotated {
+        Some(v) => v.to_ascii_uppercase(),
+        None if app_protocol_h2c(store, namespace, service, port) => "H2C".to_string(),
+        None => "HTTP".to_string(),
+    };
+    match value.as_str() {
+        "HTTP" => Ok((BackendProtocol::Http, None)),
+        "H2C" | "GRPC" => Ok((BackendProtocol::H2c, None)),
+        "HTTPS" => {
+            let (ca, problem) = match annotations::first(&metas, "backend-ca-secret") {
+                None => (None, None),
+                Some(name) => match ca_bundle(store, namespace, name) {
+                    Ok(ca) => (Some(ca), None),
+                    // Fail closed: an empty bundle trusts nothing, so requests get 502
+                    // rather than reaching an unverified pod.
+                    Err(why) => (
+                        Some(Arc::from(&b""[..])),
+                        Some(format!("{why}; connections to it fail until it is fixed")),
+                    ),
+                },
+            };
+            let sni = Arc::from(format!("{service}.{namespace}.svc"));
+            Ok((BackendProtocol::Https { sni, ca }, problem))
+        }
+        other => Err(format!(
+            "pier.dev/backend-protocol: {other:?} is not HTTP, HTTPS, H2C or GRPC"
+        )),
+    }
+}
+
+/// The CA bundle (`ca.crt`, else `tls.crt`) of Secret `namespace/name`.
+fn ca_bundle(store: &Store, namespace: &str, name: &str) -> Result<Arc<[u8]>, String> {
+    let key = ObjectKey::new(namespace, name);
+    let secret = store
+        .secrets
+        .get(&key)
+        .ok_or(format!("backend CA Secret {key} not found"))?;
+    let pem = secret_field(secret, "ca.crt")
+        .or_else(|| secret_field(secret, "tls.crt"))
+        .ok_or(format!("backend CA Secret {key} has no ca.crt"))?;
+    proxy::tls::parse_ca_bundle(pem).map_err(|e| format!("backend CA Secret {key}: {e}"))
+}
+
+/// Whether the Service port (or the matching EndpointSlice port) says `kubernetes.io/h2c`.
+fn app_protocol_h2c(store: &Store, namespace: &str, service: &str, port: &PortRef) -> bool {
+    let Some(svc) = store.services.get(&ObjectKey::new(namespace, service)) else {
+        return false;
+    };
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_deref());
+    let Some(service_port) = ports.unwrap_or_default().iter().find(|p| match port {
+        PortRef::Name(n) => p.name.as_deref() == Some(n.as_str()),
+        PortRef::Number(n) => p.port == *n,
+    }) else {
+        return false;
+    };
+    if service_port.app_protocol.as_deref() == Some(APP_PROTOCOL_H2C) {
+        return true;
+    }
+    let wanted = service_port.name.as_deref().filter(|n| !n.is_empty());
+    store
+        .endpoint_slices
+        .iter()
+        .filter(|(k, s)| {
+            k.namespace == namespace
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                    == Some(&service.to_string())
+        })
+        .flat_map(|(_, s)| s.ports.iter().flatten())
+        .any(|p| {
+            p.name.as_deref().filter(|n| !n.is_empty()) == wanted
+                && p.app_protocol.as_deref() == Some(APP_PROTOCOL_H2C)
+        })
+}
