@@ -66,6 +66,12 @@ fn handle(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        // Shutting down: fail at once so load balancers stop sending before listeners close.
+        "/readyz" if admin.controller.proxy.is_draining() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: shutting down\n".into(),
+        ),
         "/readyz" if admin.controller.is_ready() => {
             text(StatusCode::OK, "text/plain", "ready\n".into())
         }
@@ -94,6 +100,7 @@ fn handle(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             let view = serde_json::json!({
                 "generation": c.proxy.generation(),
                 "table": &*c.proxy.table(),
+                "endpoints": c.proxy.endpoint_views(),
                 "diagnostics": &**c.diagnostics.load(),
             });
             match serde_json::to_string_pretty(&view) {

@@ -47,21 +47,23 @@ pub struct BackendPolicySpec {
     /// Relative weights of individual endpoints (default 1; 0 receives nothing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoint_weights: Vec<EndpointWeight>,
-    /// Active health checking (typed and validated; not yet applied by the proxy).
+    /// Active health checking; present (even empty) switches checks on: HTTP GET of `path`,
+    /// or a TCP connect without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
-    /// Passive outlier ejection (typed and validated; not yet applied by the proxy).
+    /// Passive outlier ejection (on by default: 5 consecutive failures, at most 50 %).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
-    /// Upstream connect timeout, e.g. `5s` (typed and validated; not yet applied by the proxy).
+    /// Upstream connect timeout, e.g. `5s` (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub connect_timeout: Option<String>,
-    /// Upstream read timeout, e.g. `60s` (typed and validated; not yet applied by the proxy).
+    /// Upstream read timeout, e.g. `60s` (default 60s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub read_timeout: Option<String>,
-    /// Retry budget per request (typed and validated; not yet applied by the proxy).
+    /// Retries per request on another endpoint (default 2): connect failures always, other
+    /// failures only for idempotent requests whose body was not streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 10))]
     pub retries: Option<u32>,

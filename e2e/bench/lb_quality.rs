@@ -136,9 +136,9 @@ async fn main() {
          {CLIENTS} clients x {REQUESTS_PER_CLIENT} requests, keep-alive\n"
     );
     println!(
-        "| policy | fast-1 | fast-2 | fast-3 | slow | slow share | p50 ms | p99 ms | req/s | errors |"
+        "| policy | fast-1 | fast-2 | fast-3 | slow | slow share | mean ms | p50 ms | p90 ms | p99 ms | req/s | errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (policy, annotations) in policies {
         let mut ingress =
             Ingress::new(NAMESPACE, "lb").route("lb.bench", "/", PathType::Prefix, "pool");
@@ -157,13 +157,16 @@ async fn main() {
         let total: usize = o.per_endpoint.values().sum();
         let get = |n: &str| o.per_endpoint.get(n).copied().unwrap_or(0);
         println!(
-            "| {policy} | {} | {} | {} | {} | {:.1} % | {:.1} | {:.1} | {:.0} | {} |",
+            "| {policy} | {} | {} | {} | {} | {:.1} % | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} |",
             get("fast-1"),
             get("fast-2"),
             get("fast-3"),
             get("slow"),
             100.0 * get("slow") as f64 / total.max(1) as f64,
+            o.latencies.iter().map(|d| d.as_secs_f64()).sum::<f64>() * 1000.0
+                / o.latencies.len().max(1) as f64,
             percentile(&o.latencies, 0.50),
+            percentile(&o.latencies, 0.90),
             percentile(&o.latencies, 0.99),
             o.latencies.len() as f64 / o.elapsed.as_secs_f64(),
             o.errors,

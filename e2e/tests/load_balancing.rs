@@ -255,3 +255,15 @@ async fn slow_start_ramps_a_new_endpoint() {
         "new endpoint got {new} of 300 while slow-starting (equal share would be 150)"
     );
 }
+
+#[tokio::test]
+async fn random_spreads_over_every_endpoint() {
+    let eps = echoes(181, &[0, 0, 0]).await;
+    let pier = start(&eps, &[("pier.dev/load-balance", "random")]).await;
+    let counts = spread(&pier, 3, 300).await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(
+        counts.values().all(|n| (60..=140).contains(n)),
+        "random should give each of 3 endpoints about 100 of 300: {counts:?}"
+    );
+}

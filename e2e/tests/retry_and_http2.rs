@@ -24,6 +24,9 @@ async fn connect_failure_is_retried_on_another_endpoint() {
         (
             "ingress.yaml",
             Ingress::new(NAMESPACE, "retry")
+                // Keep the dead endpoint in rotation (no ejection) so every other request
+                // needs a retry.
+                .annotation("pier.dev/consecutive-failures", "0")
                 .route("retry.example", "/", PathType::Prefix, "half-dead")
                 .to_yaml(),
         ),

@@ -1,11 +1,13 @@
 //! pier's data plane: the routing table model, the matcher, load balancing and the Pingora
 //! proxy service. Nothing here knows about Kubernetes.
 
+pub mod health;
 pub mod lb;
 pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod service;
+mod shutdown;
 pub mod state;
 pub mod table;
 pub mod tls;

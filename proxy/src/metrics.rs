@@ -102,6 +102,7 @@ impl Default for ProxyMetrics {
 impl ProxyMetrics {
     /// Registers every metric under the `pier_` prefix.
     pub fn register(&self, registry: &mut Registry) {
+        crate::health::metrics().register(registry);
         registry.register(
             "pier_requests",
             "Requests answered, by route and status class",

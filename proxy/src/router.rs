@@ -180,6 +180,8 @@ pub struct Router {
     any_host: Option<CompiledHost>,
     default_backend: Option<RouteTarget>,
     table: Arc<RoutingTable>,
+    /// Every balancer of the table, for the debug view.
+    balancers: Vec<Arc<ServiceBalancer>>,
 }
 
 impl Router {
@@ -227,7 +229,13 @@ impl Router {
             }
         }
         router.table = table;
+        router.balancers = balancers.by_id.into_values().collect();
         router
+    }
+
+    /// Every Service balancer of this table (one per Service and policy).
+    pub fn balancers(&self) -> Vec<Arc<ServiceBalancer>> {
+        self.balancers.clone()
     }
 
     /// The table this router was compiled from.

@@ -1,6 +1,9 @@
 //! Builds and runs the Pingora server hosting the proxy service.
 
+use crate::health::probe::NetProber;
+use crate::health::scheduler::HealthService;
 use crate::service::PierProxy;
+use crate::shutdown::{self, Relay, Stop};
 use crate::state::ProxyState;
 use crate::tls::TlsError;
 use pingora::apps::HttpServerOptions;
@@ -8,6 +11,17 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The HTTPS listener could not be configured.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The thread running Pingora could not be started.
+    #[error("cannot start the proxy thread: {0}")]
+    Thread(std::io::Error),
+}
 
 /// How the data plane listens and shuts down.
 #[derive(Debug, Clone)]
@@ -24,16 +38,59 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
 }
 
-/// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT: fast).
-/// Blocks the calling thread; the routing table is whatever is published to `state`.
-/// Fails before serving only if the HTTPS listener cannot be configured.
-pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), TlsError> {
+/// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT or a second
+/// signal: fast; see [`crate::shutdown`]). Blocks the calling thread, which handles the
+/// signals while Pingora runs on its own thread; the routing table is whatever is published
+/// to `state`. Fails before serving only if the HTTPS listener cannot be configured.
+pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), ServerError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
+    let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Result<(), TlsError>>(1);
+    let pingora = {
+        let (settings, state) = (settings.clone(), state.clone());
+        std::thread::Builder::new()
+            .name("pier-proxy".into())
+            .spawn(move || match build(&settings, state) {
+                Ok(server) => {
+                    let _ = built_tx.send(Ok(()));
+                    server.run(RunArgs {
+                        shutdown_signal: Box::new(Relay(stop_rx)),
+                    });
+                }
+                Err(e) => {
+                    let _ = built_tx.send(Err(e));
+                }
+            })
+            .map_err(ServerError::Thread)?
+    };
+    match built_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Ok(()),
+    }
+    if let Err(e) = shutdown::supervise(
+        settings.shutdown_delay,
+        settings.shutdown_timeout,
+        &state,
+        stop_tx,
+        &pingora,
+    ) {
+        tracing::error!("cannot handle signals: {e}");
+        let _ = pingora.join();
+    }
+    Ok(())
+}
+
+/// The Pingora server with the proxy and health-check services.
+fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, TlsError> {
     let conf = ServerConf {
         threads: settings.threads.max(1),
-        grace_period_seconds: Some(settings.shutdown_delay.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
-        // pier bounds retries itself (see `PierProxy::fail_to_connect`).
-        max_retries: 4,
+        // Listeners close when pier fires the shutdown signal; pier itself returns once the
+        // drain is done, so this is only the upper bound of Pingora's own wait.
+        grace_period_seconds: Some(settings.shutdown_timeout.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        // pier bounds retries itself by each Service's budget (at most 10 retries, see
+        // `PierProxy::fail_to_connect`); this only has to allow the largest.
+        max_retries: 11,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -42,6 +99,7 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), TlsE
         Some(_) => Some(state.tls.listener_settings()?),
         None => None,
     };
+    let checks = HealthService::new(&state.health, Arc::new(NetProber));
     let mut http = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         PierProxy::new(state),
@@ -59,6 +117,9 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), TlsE
         http.add_tls_with_settings(addr, None, tls);
     }
     server.add_service(http);
-    server.run(RunArgs::default());
-    Ok(())
+    server.add_service(pingora::services::background::background_service(
+        "pier health checks",
+        checks,
+    ));
+    Ok(server)
 }

@@ -1,10 +1,10 @@
 //! The Pingora `ProxyHttp` implementation: route lookup, endpoint choice, forwarding headers,
-//! retries of failed connects and pier's own error answers.
+//! retries (per the Service's policy), passive health reporting and pier's own error answers.
 
 use crate::lb::{InFlightGuard, PickContext, ServiceBalancer};
 use crate::metrics::{RequestLabels, RouteLabels, StatusClass};
 use crate::router::RouteTarget;
-use crate::state::ProxyState;
+use crate::state::{ProxyState, RequestGuard};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
@@ -16,12 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How many endpoints one request may try when connecting fails (the first plus one retry).
-const MAX_CONNECT_ATTEMPTS: usize = 2;
-/// Upstream connect timeout until per-route settings exist.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Upstream read timeout until per-route settings exist.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle pooled upstream connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -49,7 +43,11 @@ pub struct RequestCtx {
     in_flight: Option<InFlightGuard>,
     /// Affinity cookie to send with the response.
     set_cookie: Option<String>,
+    /// Counts the request for graceful shutdown until it ends.
+    _request: Option<RequestGuard>,
 }
+
+mod attempt;
 
 /// The parts of a request the balancers may use.
 fn pick_context<'a>(session: &'a Session) -> PickContext<'a> {
@@ -78,11 +76,30 @@ fn request_host(req: &RequestHeader) -> &str {
 
 /// Writes one of pier's own answers: short text body, `Server: pier`.
 async fn respond(session: &mut Session, code: u16, body: &'static str) -> Result<()> {
-    let mut resp = ResponseHeader::build(code, Some(4))?;
+    write_answer(session, code, &[(header::CACHE_CONTROL, "no-store")], body).await
+}
+
+/// Sends a plain-HTTP request of a TLS host to HTTPS: 308 keeps the method and body.
+async fn redirect_to_https(session: &mut Session, location: &str) -> Result<()> {
+    let body = "pier: this host is served over HTTPS\n";
+    write_answer(session, 308, &[(header::LOCATION, location)], body).await
+}
+
+/// Writes a response pier makes itself: `Server: pier`, the extra headers, a text body (left
+/// out for HEAD).
+async fn write_answer(
+    session: &mut Session,
+    code: u16,
+    extra: &[(header::HeaderName, &str)],
+    body: &'static str,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(code, Some(4 + extra.len()))?;
     resp.insert_header(header::SERVER, "pier")?;
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    for (name, value) in extra {
+        resp.insert_header(name.clone(), *value)?;
+    }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
@@ -90,26 +107,6 @@ async fn respond(session: &mut Session, code: u16, body: &'static str) -> Result
     if !head_only {
         session
             .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Sends a plain-HTTP request of a TLS host to HTTPS: 308 keeps the method and body.
-async fn redirect_to_https(session: &mut Session, location: &str) -> Result<()> {
-    let body: &[u8] = b"pier: this host is served over HTTPS\n";
-    let mut resp = ResponseHeader::build(308, Some(5))?;
-    resp.insert_header(header::SERVER, "pier")?;
-    resp.insert_header(header::LOCATION, location)?;
-    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
-    if !head_only {
-        session
-            .write_response_body(Some(Bytes::from_static(body)), true)
             .await?;
     }
     Ok(())
@@ -144,7 +141,10 @@ impl ProxyHttp for PierProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            _request: Some(self.state.track_request()),
+            ..RequestCtx::default()
+        }
     }
 
     /// Runs first for every request: finds the route and the Service, and answers 404/503
@@ -219,8 +219,9 @@ impl ProxyHttp for PierProxy {
         ctx.tried.push(addr);
         ctx.upstream_start.get_or_insert_with(Instant::now);
         let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
-        peer.options.read_timeout = Some(READ_TIMEOUT);
+        let upstream = &service.policy().upstream;
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.idle_timeout = Some(IDLE_TIMEOUT);
         // HTTPS or h2c backends (`backend-protocol`, `appProtocol`).
         let tls = self.state.tls.current();
@@ -288,7 +289,25 @@ impl ProxyHttp for PierProxy {
         Ok(())
     }
 
-    /// A connect failure is retried once on another endpoint of the same Service.
+    /// Feeds the answer's status to passive health: 5xx is a failure, anything else a
+    /// success. Runs once per answer received from an endpoint.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if upstream_response.status.is_server_error() {
+            ctx.attempt_failed();
+        } else {
+            ctx.attempt_succeeded();
+        }
+        Ok(())
+    }
+
+    /// A connect failure counts against the endpoint and is retried on another endpoint of
+    /// the same Service while the Service's retry budget lasts. Nothing was sent, so every
+    /// method may be retried.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -296,12 +315,39 @@ impl ProxyHttp for PierProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let another_left = ctx
-            .service
-            .as_ref()
-            .is_some_and(|s| s.has_untried(&ctx.tried));
-        if ctx.tried.len() < MAX_CONNECT_ATTEMPTS && another_left {
-            e.set_retry(true);
+        ctx.attempt_failed();
+        let retry = ctx.may_retry();
+        e.set_retry(retry);
+        if retry {
+            self.state.metrics.retries.inc();
+        }
+        e
+    }
+
+    /// An error after the connection was made (the request may have reached the endpoint).
+    /// Upstream errors count against the endpoint; the request is retried on another endpoint
+    /// only when that cannot do harm twice: an idempotent method, a body that was not
+    /// streamed past the retry buffer, and no answer sent to the client yet.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let upstream = e.esource() == &ErrorSource::Upstream;
+        if upstream {
+            ctx.attempt_failed();
+        }
+        let safe = upstream
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none();
+        let retry = safe && ctx.may_retry();
+        e.set_retry(retry);
+        if retry {
             self.state.metrics.retries.inc();
         }
         e

@@ -1,12 +1,14 @@
 //! The routing state shared by every request: one atomically swapped [`Router`].
 
-use crate::lb::EndpointRegistry;
+use crate::health::HealthChecker;
+use crate::lb::{EndpointRegistry, EndpointView};
 use crate::metrics::ProxyMetrics;
 use crate::router::Router;
 use crate::table::RoutingTable;
 use crate::tls::TlsState;
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Holds the router in effect. Publishing a new table compiles it off the hot path and swaps
@@ -21,6 +23,31 @@ pub struct ProxyState {
     pub metrics: ProxyMetrics,
     /// Certificates, HTTPS policy and backend TLS; published together with the router.
     pub tls: TlsState,
+    /// Active-check targets of the table in effect, for the health scheduler.
+    pub health: HealthChecker,
+    /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new connections.
+    draining: AtomicBool,
+    /// Requests being served (from the first byte read to the last written).
+    requests_in_flight: Arc<AtomicU64>,
+}
+
+/// One Service's endpoints as `/debug/routes` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    /// `namespace/name:port`.
+    pub service: String,
+    /// Its endpoints with health, ejection and in-flight counts.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// Counts one request in [`ProxyState::requests_in_flight`] until dropped.
+#[derive(Debug)]
+pub struct RequestGuard(Arc<AtomicU64>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for ProxyState {
@@ -31,6 +58,9 @@ impl Default for ProxyState {
             generation: AtomicU64::new(0),
             metrics: ProxyMetrics::default(),
             tls: TlsState::default(),
+            health: HealthChecker::default(),
+            draining: AtomicBool::new(false),
+            requests_in_flight: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -46,6 +76,7 @@ impl ProxyState {
         let mut next = EndpointRegistry::next_generation(&registry);
         let router = Router::new(Arc::new(table), &mut next);
         *registry = next.finish();
+        self.health.update(registry.check_targets());
         // Certificates first: a request routed by the new table finds its host's policy.
         self.tls.publish(router.table());
         self.router.store(Arc::new(router));
@@ -62,6 +93,43 @@ impl ProxyState {
     /// The table in effect.
     pub fn table(&self) -> Arc<RoutingTable> {
         self.router.load().table().clone()
+    }
+
+    /// Marks the process as shutting down (`/readyz` then answers 503).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request until the guard is dropped.
+    pub fn track_request(&self) -> RequestGuard {
+        self.requests_in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard(self.requests_in_flight.clone())
+    }
+
+    /// Requests being served right now.
+    pub fn requests_in_flight(&self) -> u64 {
+        self.requests_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Every backend Service of the table in effect with its endpoints' live state.
+    pub fn endpoint_views(&self) -> Vec<ServiceView> {
+        let mut views: Vec<ServiceView> = self
+            .router()
+            .balancers()
+            .into_iter()
+            .map(|b| ServiceView {
+                service: b.id.to_string(),
+                endpoints: b.endpoint_views(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.service.cmp(&b.service));
+        views.dedup_by(|a, b| a.service == b.service);
+        views
     }
 
     /// How many distinct tables have been published.

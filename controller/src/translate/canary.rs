@@ -9,7 +9,7 @@
 use super::annotations;
 use super::backend::{PortRef, Resolver};
 use super::policy::values;
-use super::table::TableBuilder;
+use super::table::{rule_paths, RulePath, TableBuilder};
 use crate::diagnostic::Diagnostic;
 use crate::store::ObjectKey;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -65,70 +65,68 @@ pub(crate) fn attach(
                     .to_string(),
             );
         }
-        for (i, rule) in spec.rules.iter().flatten().enumerate() {
-            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
-            for (j, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
-                let field = format!("spec.rules[{i}].http.paths[{j}]");
-                let value = path.path.as_deref().unwrap_or_default();
-                let path_match = match path.path_type.as_str() {
-                    "Exact" => PathMatch::exact(value),
-                    _ => PathMatch::prefix(value),
+        for RulePath {
+            field,
+            host,
+            path_match,
+            path,
+        } in rule_paths(spec)
+        {
+            let value = path.path.as_deref().unwrap_or_default();
+            let what = format!("{field}: {:?} {} on host {host}", path_match.kind, value);
+            let Some(service) = &path.backend.service else {
+                report(out, format!("{field}.backend.resource: resource backends are not supported by pier; left out"));
+                continue;
+            };
+            let port = service
+                .port
+                .as_ref()
+                .and_then(|p| match (&p.name, p.number) {
+                    (Some(name), _) if !name.is_empty() => Some(PortRef::Name(name.clone())),
+                    (_, Some(number)) => Some(PortRef::Number(number)),
+                    _ => None,
+                });
+            let Some(port) = port else { continue };
+            let claim = (host.clone(), path_match.clone());
+            if let Some(winner) = taken.get(&claim) {
+                let reason = if *winner == source {
+                    format!("canary {what} is defined twice in this Ingress; the first definition is used")
+                } else {
+                    format!(
+                        "canary {what}: the route already has canary Ingress {winner}, which \
+                         takes precedence (older creationTimestamp, then namespace/name); \
+                         this canary is ignored"
+                    )
                 };
-                let what = format!("{field}: {:?} {} on host {host}", path_match.kind, value);
-                let Some(service) = &path.backend.service else {
-                    report(out, format!("{field}.backend.resource: resource backends are not supported by pier; left out"));
-                    continue;
-                };
-                let port = service
-                    .port
-                    .as_ref()
-                    .and_then(|p| match (&p.name, p.number) {
-                        (Some(name), _) if !name.is_empty() => Some(PortRef::Name(name.clone())),
-                        (_, Some(number)) => Some(PortRef::Number(number)),
-                        _ => None,
-                    });
-                let Some(port) = port else { continue };
-                let claim = (host.clone(), path_match.clone());
-                if let Some(winner) = taken.get(&claim) {
-                    let reason = if *winner == source {
-                        format!("canary {what} is defined twice in this Ingress; the first definition is used")
-                    } else {
-                        format!(
-                            "canary {what}: the route already has canary Ingress {winner}, which \
-                             takes precedence (older creationTimestamp, then namespace/name); \
-                             this canary is ignored"
-                        )
-                    };
-                    report(out, reason);
-                    continue;
-                }
-                let Some(route) = builder.route_mut(&host, &path_match) else {
-                    report(
-                        out,
-                        format!(
-                            "canary {what}: no primary Ingress defines this host and path; the \
-                             canary is ignored"
-                        ),
-                    );
-                    continue;
-                };
-                let meta = Some((source.as_str(), &ingress.metadata));
-                let backend = resolver.resolve_for(meta, &key.namespace, &service.name, &port);
-                if let Some(why) = &backend.unavailable {
-                    report(
-                        out,
-                        format!("{field}.backend: {why}; canary requests to it get 503"),
-                    );
-                }
-                route.backend.canary = Some(Box::new(Canary {
-                    backend,
-                    weight: rules.weight,
-                    weight_total: rules.weight_total,
-                    by_header: rules.by_header.clone(),
-                    by_cookie: rules.by_cookie.clone(),
-                }));
-                taken.insert(claim, source.clone());
+                report(out, reason);
+                continue;
             }
+            let Some(route) = builder.route_mut(&host, &path_match) else {
+                report(
+                    out,
+                    format!(
+                        "canary {what}: no primary Ingress defines this host and path; the \
+                         canary is ignored"
+                    ),
+                );
+                continue;
+            };
+            let meta = Some((source.as_str(), &ingress.metadata));
+            let backend = resolver.resolve_for(meta, &key.namespace, &service.name, &port);
+            if let Some(why) = &backend.unavailable {
+                report(
+                    out,
+                    format!("{field}.backend: {why}; canary requests to it get 503"),
+                );
+            }
+            route.backend.canary = Some(Box::new(Canary {
+                backend,
+                weight: rules.weight,
+                weight_total: rules.weight_total,
+                by_header: rules.by_header.clone(),
+                by_cookie: rules.by_cookie.clone(),
+            }));
+            taken.insert(claim, source.clone());
         }
     }
 }

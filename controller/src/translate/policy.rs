@@ -6,6 +6,7 @@
 //! default applies for that setting; it does not fall through to a less specific layer.
 
 mod index;
+mod upstream;
 pub(crate) mod values;
 
 pub(crate) use index::PolicyIndex;
@@ -55,6 +56,8 @@ pub(crate) fn resolve_policy(layers: Layers<'_>, diagnostics: &mut Vec<Diagnosti
         algorithm: r.algorithm(),
         affinity: r.affinity(),
         slow_start: r.slow_start(),
+        health: r.health(),
+        upstream: r.upstream(),
     }
 }
 

@@ -7,7 +7,7 @@
 use super::backend::{PortRef, Resolver};
 use crate::diagnostic::Diagnostic;
 use crate::store::ObjectKey;
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{BackendGroup, HostMatch, PathMatch, Route, RoutingTable, VirtualHost};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +22,45 @@ struct HostEntry {
 }
 
 /// Accumulates the table; see the module doc for the required order of [`TableBuilder::add`].
+/// One path of an Ingress's rules with its place in the spec (for diagnostics).
+pub(crate) struct RulePath<'a> {
+    /// `spec.rules[i].http.paths[j]`.
+    pub(crate) field: String,
+    /// The rule's host.
+    pub(crate) host: HostMatch,
+    /// The path rule (`ImplementationSpecific` is `Prefix`).
+    pub(crate) path_match: PathMatch,
+    /// The path as written.
+    pub(crate) path: &'a HTTPIngressPath,
+}
+
+/// Every path of every rule, in order.
+pub(crate) fn rule_paths(spec: &IngressSpec) -> impl Iterator<Item = RulePath<'_>> {
+    spec.rules
+        .iter()
+        .flatten()
+        .enumerate()
+        .flat_map(|(i, rule)| {
+            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
+            rule.http
+                .iter()
+                .flat_map(|h| &h.paths)
+                .enumerate()
+                .map(move |(j, path)| {
+                    let value = path.path.as_deref().unwrap_or_default();
+                    RulePath {
+                        field: format!("spec.rules[{i}].http.paths[{j}]"),
+                        host: host.clone(),
+                        path_match: match path.path_type.as_str() {
+                            "Exact" => PathMatch::exact(value),
+                            _ => PathMatch::prefix(value),
+                        },
+                        path,
+                    }
+                })
+        })
+}
+
 #[derive(Default)]
 pub(crate) struct TableBuilder {
     hosts: BTreeMap<HostMatch, HostEntry>,
@@ -38,46 +77,46 @@ impl TableBuilder {
             let at = (source.as_str(), &ingress.metadata);
             self.backend_group(at, "spec.defaultBackend", b, &key.namespace, resolver)
         });
-        let mut own_hosts = BTreeSet::new();
-        for (i, rule) in spec.rules.iter().flatten().enumerate() {
-            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
-            own_hosts.insert(host.clone());
-            for (j, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
-                let field = format!("spec.rules[{i}].http.paths[{j}]");
-                let value = path.path.as_deref().unwrap_or_default();
-                let path_match = match path.path_type.as_str() {
-                    "Exact" => PathMatch::exact(value),
-                    _ => PathMatch::prefix(value),
-                };
-                if path.backend.service.is_none() {
-                    self.reject_resource(&source, &format!("{field}.backend"));
-                    continue;
-                }
-                let existing = self
-                    .hosts
-                    .get(&host)
-                    .and_then(|e| e.routes.get(&path_match));
-                if let Some(winner) = existing.map(|r| r.source.clone()) {
-                    let what = format!("{field}: {} on host {host}", describe(&path_match));
-                    self.lost(&source, &winner, &what, "this path is ignored");
-                    continue;
-                }
-                let field = format!("{field}.backend");
-                let at = (source.as_str(), &ingress.metadata);
-                let backend =
-                    self.backend_group(at, &field, &path.backend, &key.namespace, resolver);
-                let Some(backend) = backend else { continue };
-                let route = Route {
-                    path: path_match.clone(),
-                    backend,
-                    source: source.clone(),
-                };
-                self.hosts
-                    .entry(host.clone())
-                    .or_default()
-                    .routes
-                    .insert(path_match, route);
+        let own_hosts: BTreeSet<HostMatch> = spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| HostMatch::from_rule_host(r.host.as_deref().unwrap_or_default()))
+            .collect();
+        for RulePath {
+            field,
+            host,
+            path_match,
+            path,
+        } in rule_paths(spec)
+        {
+            if path.backend.service.is_none() {
+                self.reject_resource(&source, &format!("{field}.backend"));
+                continue;
             }
+            let existing = self
+                .hosts
+                .get(&host)
+                .and_then(|e| e.routes.get(&path_match));
+            if let Some(winner) = existing.map(|r| r.source.clone()) {
+                let what = format!("{field}: {} on host {host}", describe(&path_match));
+                self.lost(&source, &winner, &what, "this path is ignored");
+                continue;
+            }
+            let field = format!("{field}.backend");
+            let at = (source.as_str(), &ingress.metadata);
+            let backend = self.backend_group(at, &field, &path.backend, &key.namespace, resolver);
+            let Some(backend) = backend else { continue };
+            let route = Route {
+                path: path_match.clone(),
+                backend,
+                source: source.clone(),
+            };
+            self.hosts
+                .entry(host)
+                .or_default()
+                .routes
+                .insert(path_match, route);
         }
         if let Some(group) = default_backend {
             self.add_default_backend(&source, &own_hosts, group);

@@ -1,9 +1,11 @@
-//! Per-endpoint state that outlives routing-table swaps: in-flight counts and slow-start clocks.
+//! Per-endpoint state that outlives routing-table swaps: in-flight counts, slow-start clocks
+//! and health.
 
 use super::affinity::ClientIpTable;
 use super::maglev::Maglev;
+use crate::health::{CheckTarget, EndpointHealth};
 use crate::table::Endpoint;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub struct EndpointState {
     /// When the endpoint joined a Service that already existed; `None` for endpoints present
     /// when the Service first appeared (they do not slow-start).
     added_at: Option<Instant>,
+    /// Active-check verdict and passive ejection.
+    pub health: EndpointHealth,
 }
 
 impl EndpointState {
@@ -57,6 +61,13 @@ impl EndpointState {
 #[derive(Debug)]
 pub struct InFlightGuard(Arc<EndpointState>);
 
+impl InFlightGuard {
+    /// The endpoint the request is counted on (to report the outcome to its health).
+    pub fn state(&self) -> &Arc<EndpointState> {
+        &self.0
+    }
+}
+
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -73,6 +84,8 @@ pub struct EndpointRegistry {
     maglev: HashMap<Arc<str>, (MaglevInputs, Arc<Maglev>)>,
     /// Client-IP affinity bindings by service id.
     client_ip: HashMap<Arc<str>, Arc<ClientIpTable>>,
+    /// Endpoints with active checks, for the scheduler.
+    check_targets: Vec<CheckTarget>,
 }
 
 impl EndpointRegistry {
@@ -81,7 +94,19 @@ impl EndpointRegistry {
         RegistryBuilder {
             previous,
             next: EndpointRegistry::default(),
+            checked: HashSet::new(),
         }
+    }
+
+    /// The endpoints whose Services have active checks (the first policy seen wins when two
+    /// routes give one Service different checks).
+    pub fn check_targets(&self) -> Vec<CheckTarget> {
+        self.check_targets.clone()
+    }
+
+    /// Every endpoint's state, by Service and address (for the debug view).
+    pub fn states(&self) -> impl Iterator<Item = (&Arc<str>, SocketAddr, &Arc<EndpointState>)> {
+        self.states.iter().map(|((svc, addr), s)| (svc, *addr, s))
     }
 }
 
@@ -90,6 +115,8 @@ impl EndpointRegistry {
 pub struct RegistryBuilder<'a> {
     previous: &'a EndpointRegistry,
     next: EndpointRegistry,
+    /// Endpoints already given to the scheduler by this generation.
+    checked: HashSet<(Arc<str>, SocketAddr)>,
 }
 
 impl RegistryBuilder<'_> {
@@ -110,6 +137,7 @@ impl RegistryBuilder<'_> {
             Arc::new(EndpointState {
                 in_flight: AtomicU64::new(0),
                 added_at: service_existed.then_some(now),
+                health: EndpointHealth::new(tokio::time::Instant::now()),
             })
         });
         self.next.states.insert(key, state.clone());
@@ -162,6 +190,16 @@ impl RegistryBuilder<'_> {
         };
         self.next.client_ip.insert(service.clone(), table.clone());
         table
+    }
+
+    /// Asks the scheduler to check `state` (once per Service and address).
+    pub fn check(&mut self, target: CheckTarget) {
+        if self
+            .checked
+            .insert((target.service.clone(), target.address))
+        {
+            self.next.check_targets.push(target);
+        }
     }
 
     /// The registry of the new table.

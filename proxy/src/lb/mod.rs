@@ -7,10 +7,14 @@ mod affinity;
 mod endpoint;
 mod least_request;
 pub mod maglev;
+mod outcome;
+
+use outcome::Mode;
 mod random;
 mod round_robin;
 
 pub use endpoint::{EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder};
+pub use outcome::EndpointView;
 
 use crate::table::{Affinity, Algorithm, HashKey, LbPolicy, ServiceBackend};
 use affinity::ClientIpTable;
@@ -94,7 +98,11 @@ pub struct ServiceBalancer {
     /// Why the Service cannot serve at all (missing Service or port); answered with 503.
     pub unavailable: Option<String>,
     policy: LbPolicy,
+    /// The routable endpoints, then the draining ones (terminating but still serving; only
+    /// requests bound to them by affinity may go there).
     endpoints: Vec<LbEndpoint>,
+    /// How many of `endpoints` are routable (the rest are draining).
+    routable: usize,
     /// All static weights equal (round-robin may take its lock-free path).
     uniform: bool,
     /// Until when some endpoint is still slow-starting.
@@ -111,8 +119,8 @@ impl ServiceBalancer {
     pub fn new(backend: &ServiceBackend, registry: &mut RegistryBuilder<'_>) -> ServiceBalancer {
         let now = Instant::now();
         registry.service(&backend.id);
-        let endpoints: Vec<LbEndpoint> = backend
-            .routable_endpoints()
+        let routable_set = backend.routable_endpoints();
+        let mut endpoints: Vec<LbEndpoint> = routable_set
             .iter()
             .map(|e| LbEndpoint {
                 address: e.address,
@@ -120,7 +128,10 @@ impl ServiceBalancer {
                 state: registry.state(&backend.id, e, now),
             })
             .collect();
+        let routable = endpoints.len();
         let policy = backend.policy.clone();
+        outcome::add_draining(backend, &routable_set, &mut endpoints, registry, now);
+        outcome::register_checks(backend, &endpoints[..routable], registry);
         let ramp_until = endpoints
             .iter()
             .filter_map(|e| e.state.ramp_end(policy.slow_start))
@@ -128,9 +139,9 @@ impl ServiceBalancer {
             .filter(|end| *end > now);
         let uniform = endpoints.windows(2).all(|w| w[0].weight == w[1].weight);
         let maglev = match policy.algorithm {
-            Algorithm::ConsistentHash { .. } if !endpoints.is_empty() => registry.maglev(
+            Algorithm::ConsistentHash { .. } if routable > 0 => registry.maglev(
                 &backend.id,
-                endpoints
+                endpoints[..routable]
                     .iter()
                     .map(|e| (e.address.to_string(), e.weight))
                     .collect(),
@@ -154,6 +165,7 @@ impl ServiceBalancer {
             unavailable: backend.unavailable.clone(),
             policy,
             endpoints,
+            routable,
             uniform,
             ramp_until,
             rr: SmoothRoundRobin::default(),
@@ -165,12 +177,14 @@ impl ServiceBalancer {
 
     /// Whether there is at least one endpoint to send to.
     pub fn has_endpoints(&self) -> bool {
-        !self.endpoints.is_empty()
+        self.routable > 0
     }
 
     /// Whether an endpoint not in `tried` is left.
     pub fn has_untried(&self, tried: &[SocketAddr]) -> bool {
-        self.endpoints.iter().any(|e| !tried.contains(&e.address))
+        self.endpoints[..self.routable]
+            .iter()
+            .any(|e| !tried.contains(&e.address))
     }
 
     /// Endpoint addresses with their in-flight counts (for the debug view).
@@ -182,23 +196,56 @@ impl ServiceBalancer {
     }
 
     /// Chooses the endpoint for one attempt, never one in `exclude` (already failed for this
-    /// request). `None` when nothing is left.
+    /// request), and only a healthy one unless none is left (panic mode: fail open rather
+    /// than answer 503). `None` when nothing is left.
     pub fn pick(
         &self,
         req: &PickContext<'_>,
         exclude: &[SocketAddr],
         rng: &mut fastrand::Rng,
     ) -> Option<Pick> {
-        let usable = |i: usize| {
-            self.endpoints[i].weight > 0 && !exclude.contains(&self.endpoints[i].address)
+        let now = tokio::time::Instant::now();
+        let (chosen, set_cookie) = match self.select(req, exclude, Mode::Healthy, now, rng) {
+            Some(found) => found,
+            None => {
+                let found = self.select(req, exclude, Mode::Panic, now, rng)?;
+                crate::health::metrics().panic_pick();
+                found
+            }
         };
+        let e = &self.endpoints[chosen];
+        Some(Pick {
+            address: e.address,
+            guard: e.state.track(),
+            set_cookie,
+        })
+    }
+
+    /// One selection in `mode`: the endpoint index and the affinity cookie to set.
+    fn select(
+        &self,
+        req: &PickContext<'_>,
+        exclude: &[SocketAddr],
+        mode: Mode,
+        now: tokio::time::Instant,
+        rng: &mut fastrand::Rng,
+    ) -> Option<(usize, Option<String>)> {
+        let checked = self.policy.health.active.is_some();
+        // Bound by affinity: draining endpoints still count (they finish their sessions).
+        let bound_ok = |i: usize| {
+            let e = &self.endpoints[i];
+            e.weight > 0
+                && !exclude.contains(&e.address)
+                && (mode == Mode::Panic || e.state.health.routable(checked, now))
+        };
+        let usable = |i: usize| i < self.routable && bound_ok(i);
         let mut set_cookie = None;
         let chosen = match &self.policy.affinity {
             Some(Affinity::Cookie { name, max_age }) => {
                 let bound = req
                     .cookie(name)
                     .and_then(|t| self.cookie_tokens.get(t).copied())
-                    .filter(|&i| usable(i));
+                    .filter(|&i| bound_ok(i));
                 match bound {
                     Some(i) => Some(i),
                     None => {
@@ -217,7 +264,7 @@ impl ServiceBalancer {
                             self.endpoints
                                 .iter()
                                 .position(|e| e.address == *a)
-                                .is_some_and(usable)
+                                .is_some_and(bound_ok)
                         })
                         .and_then(|a| self.endpoints.iter().position(|e| e.address == a));
                     match bound {
@@ -231,14 +278,16 @@ impl ServiceBalancer {
                 }
                 _ => self.pick_by_algorithm(req, &usable, rng),
             },
+            None if mode == Mode::Panic && self.policy.algorithm == Algorithm::RoundRobin => {
+                // The failed healthy attempt already advanced the lock-free counter; a second
+                // advance per request would pin even-sized Services to one endpoint.
+                let candidates: Vec<usize> =
+                    (0..self.endpoints.len()).filter(|&i| usable(i)).collect();
+                random::pick(&candidates, |i| f64::from(self.endpoints[i].weight), rng)
+            }
             None => self.pick_by_algorithm(req, &usable, rng),
         }?;
-        let e = &self.endpoints[chosen];
-        Some(Pick {
-            address: e.address,
-            guard: e.state.track(),
-            set_cookie,
-        })
+        Some((chosen, set_cookie))
     }
 
     fn pick_by_algorithm(
@@ -320,9 +369,12 @@ impl ServiceBalancer {
         usable: &impl Fn(usize) -> bool,
     ) -> Option<usize> {
         let table = self.maglev.as_ref()?;
-        let n = self.endpoints.len();
+        let n = self.routable;
         let cap = factor.map(|f| {
-            let total: u64 = self.endpoints.iter().map(|e| e.state.in_flight()).sum();
+            let total: u64 = self.endpoints[..n]
+                .iter()
+                .map(|e| e.state.in_flight())
+                .sum();
             // Counting this request too; ceil so that a lone request always fits.
             ((total + 1) as f64 * f64::from(f) / 100.0 / n as f64).ceil() as u64
         });

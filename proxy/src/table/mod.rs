@@ -10,7 +10,10 @@ mod tls;
 
 pub use host::{normalize_host, HostMatch};
 pub use path::{PathKind, PathMatch};
-pub use policy::{Affinity, Algorithm, Canary, HashKey, HeaderRule, LbPolicy};
+pub use policy::{
+    ActiveCheck, Affinity, Algorithm, Canary, HashKey, HeaderRule, HealthPolicy, LbPolicy,
+    OutlierPolicy, UpstreamPolicy,
+};
 pub use tls::{BackendProtocol, HostTls, TlsCertificate};
 
 use serde::Serialize;

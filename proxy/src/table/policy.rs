@@ -14,6 +14,95 @@ pub struct LbPolicy {
     /// (round-robin and least-request).
     #[serde(with = "opt_secs")]
     pub slow_start: Option<Duration>,
+    /// Active checks and passive outlier ejection of the Service's endpoints.
+    pub health: HealthPolicy,
+    /// Timeouts and retry budget of requests sent to the Service.
+    pub upstream: UpstreamPolicy,
+}
+
+/// Which endpoints of a Service are considered healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct HealthPolicy {
+    /// Active checks; `None` (the default) trusts EndpointSlice readiness alone.
+    pub active: Option<ActiveCheck>,
+    /// Passive ejection on consecutive failures of real requests.
+    pub outlier: OutlierPolicy,
+}
+
+/// An active health check run against every endpoint of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ActiveCheck {
+    /// HTTP path to GET (2xx/3xx is healthy); a TCP connect check when `None`.
+    pub path: Option<String>,
+    /// Time between two checks of one endpoint.
+    #[serde(with = "secs")]
+    pub interval: Duration,
+    /// Time after which a check counts as failed.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Consecutive successes that make an unhealthy endpoint healthy.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy endpoint unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+impl ActiveCheck {
+    /// Default time between checks.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+    /// Default check timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Default healthy threshold.
+    pub const DEFAULT_HEALTHY_THRESHOLD: u32 = 1;
+    /// Default unhealthy threshold.
+    pub const DEFAULT_UNHEALTHY_THRESHOLD: u32 = 2;
+}
+
+/// Passive outlier ejection: endpoints that keep failing real requests are taken out for a
+/// while.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct OutlierPolicy {
+    /// Consecutive connect errors or 5xx answers that eject an endpoint; 0 disables ejection.
+    pub consecutive_failures: u32,
+    /// Most endpoints of the Service, in percent, that may be ejected at once.
+    pub max_ejection_percent: u32,
+    /// Length of the first ejection; each further ejection of the same endpoint lasts one
+    /// base time longer, up to ten times the base.
+    #[serde(with = "secs")]
+    pub base_ejection_time: Duration,
+}
+
+impl Default for OutlierPolicy {
+    fn default() -> Self {
+        OutlierPolicy {
+            consecutive_failures: 5,
+            max_ejection_percent: 50,
+            base_ejection_time: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Timeouts and retries of the requests sent to a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct UpstreamPolicy {
+    /// Time to establish a connection (TCP and TLS) to an endpoint.
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of the endpoint's answer.
+    #[serde(with = "secs")]
+    pub read_timeout: Duration,
+    /// Extra attempts after the first: connect failures always, other failures only for
+    /// idempotent requests whose body was not streamed.
+    pub retries: u32,
+}
+
+impl Default for UpstreamPolicy {
+    fn default() -> Self {
+        UpstreamPolicy {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            retries: 2,
+        }
+    }
 }
 
 /// The balancing algorithm of a Service.

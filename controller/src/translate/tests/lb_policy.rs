@@ -8,7 +8,7 @@ use proxy::table::{Affinity, Algorithm, HashKey, LbPolicy};
 use std::time::Duration;
 
 /// `default/web` routes `foo.com/` to Service `default/svc:80`, which has one ready endpoint.
-fn base() -> Store {
+pub(super) fn base() -> Store {
     let mut store = Store::default();
     service(&mut store, "default", "svc", &[(None, 80)]);
     SliceBuilder::new("default", "svc-1", "svc")
@@ -18,7 +18,7 @@ fn base() -> Store {
     store
 }
 
-fn ingress(annotations: &[(&str, &str)]) -> IngressBuilder {
+pub(super) fn ingress(annotations: &[(&str, &str)]) -> IngressBuilder {
     let mut b = IngressBuilder::new("default", "web").rule("foo.com", "/", "Prefix", "svc", 80);
     for (k, v) in annotations {
         b = b.annotation(&format!("pier.dev/{k}"), v);
@@ -26,7 +26,7 @@ fn ingress(annotations: &[(&str, &str)]) -> IngressBuilder {
     b
 }
 
-fn annotate_service(store: &mut Store, annotations: &[(&str, &str)]) {
+pub(super) fn annotate_service(store: &mut Store, annotations: &[(&str, &str)]) {
     let svc = store
         .services
         .get_mut(&ObjectKey::new("default", "svc"))
@@ -41,7 +41,7 @@ fn annotate_service(store: &mut Store, annotations: &[(&str, &str)]) {
 }
 
 /// Adds a BackendPolicy parsed from YAML (`spec` is the body under `spec:`, indented 2).
-fn backend_policy(store: &mut Store, name: &str, created: &str, spec: &str) {
+pub(super) fn backend_policy(store: &mut Store, name: &str, created: &str, spec: &str) {
     let yaml = format!(
         "apiVersion: pier.dev/v1alpha1\nkind: BackendPolicy\nmetadata:\n  name: {name}\n  \
          namespace: default\n  creationTimestamp: \"{created}\"\nspec:\n{spec}"
@@ -52,7 +52,7 @@ fn backend_policy(store: &mut Store, name: &str, created: &str, spec: &str) {
 }
 
 /// The policy of the backend of `foo.com/` and all Diagnostics.
-fn policy_with(store: &Store) -> (LbPolicy, Vec<Diagnostic>) {
+pub(super) fn policy_with(store: &Store) -> (LbPolicy, Vec<Diagnostic>) {
     let (table, diags) = run(store);
     (prefix_backend(&table, "foo.com", "/").policy.clone(), diags)
 }

@@ -2,6 +2,7 @@
 
 mod backends;
 mod classes;
+mod health_policy;
 mod lb_canary;
 mod lb_crd;
 mod lb_policy;

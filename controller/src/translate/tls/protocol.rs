@@ -5,9 +5,10 @@ use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use crate::translate::annotations;
 use crate::translate::backend::PortRef;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, ServiceBackendPort};
 use proxy::table::BackendProtocol;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// `appProtocol` value that asks for HTTP/2 prior knowledge (KEP-3726).
@@ -24,6 +25,7 @@ pub(super) fn protocols(
     served: &[(&ObjectKey, &Ingress)],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
+    let slices = SliceIndex::new(store);
     let mut decided: BTreeMap<Arc<str>, (String, BackendProtocol)> = BTreeMap::new();
     let mut decide = |source: &str, ingress, namespace: &str, service: &IngressServiceBackend| {
         let Some(port) = service.port.as_ref() else {
@@ -35,19 +37,20 @@ pub(super) fn protocols(
             _ => return,
         };
         let id: Arc<str> = Arc::from(format!("{namespace}/{}:{port}", service.name));
-        let protocol = match backend_protocol(store, ingress, namespace, &service.name, &port) {
-            Ok((p, None)) => p,
-            Ok((p, Some(why))) => {
-                let reason = format!("backend {id}: {why}");
-                diagnostics.push(Diagnostic::new("Ingress", source, reason));
-                p
-            }
-            Err(why) => {
-                let reason = format!("backend {id}: {why}; plain HTTP is used");
-                diagnostics.push(Diagnostic::new("Ingress", source, reason));
-                BackendProtocol::Http
-            }
-        };
+        let protocol =
+            match backend_protocol(store, &slices, ingress, namespace, &service.name, &port) {
+                Ok((p, None)) => p,
+                Ok((p, Some(why))) => {
+                    let reason = format!("backend {id}: {why}");
+                    diagnostics.push(Diagnostic::new("Ingress", source, reason));
+                    p
+                }
+                Err(why) => {
+                    let reason = format!("backend {id}: {why}; plain HTTP is used");
+                    diagnostics.push(Diagnostic::new("Ingress", source, reason));
+                    BackendProtocol::Http
+                }
+            };
         match decided.get(&id) {
             None => {
                 decided.insert(id, (source.to_string(), protocol));
@@ -119,6 +122,7 @@ fn protocol_name(p: &BackendProtocol) -> &'static str {
 /// problem that still leaves a protocol (an unusable CA Secret) comes with it.
 pub(crate) fn backend_protocol(
     store: &Store,
+    slices: &SliceIndex<'_>,
     ingress: Option<&Ingress>,
     namespace: &str,
     service: &str,
@@ -131,7 +135,7 @@ pub(crate) fn backend_protocol(
     let annotated = annotations::first(&metas, "backend-protocol");
     let value = match annotated {
         Some(v) => v.to_ascii_uppercase(),
-        None if app_protocol_h2c(store, namespace, service, port) => "H2C".to_string(),
+        None if app_protocol_h2c(store, slices, namespace, service, port) => "H2C".to_string(),
         None => "HTTP".to_string(),
     };
     match value.as_str() {
@@ -173,7 +177,13 @@ fn ca_bundle(store: &Store, namespace: &str, name: &str) -> Result<Arc<[u8]>, St
 }
 
 /// Whether the Service port (or the matching EndpointSlice port) says `kubernetes.io/h2c`.
-fn app_protocol_h2c(store: &Store, namespace: &str, service: &str, port: &PortRef) -> bool {
+fn app_protocol_h2c(
+    store: &Store,
+    slices: &SliceIndex<'_>,
+    namespace: &str,
+    service: &str,
+    port: &PortRef,
+) -> bool {
     let Some(svc) = store.services.get(&ObjectKey::new(namespace, service)) else {
         return false;
     };
@@ -188,20 +198,49 @@ fn app_protocol_h2c(store: &Store, namespace: &str, service: &str, port: &PortRe
         return true;
     }
     let wanted = service_port.name.as_deref().filter(|n| !n.is_empty());
-    store
-        .endpoint_slices
+    slices
+        .of(namespace, service)
         .iter()
-        .filter(|(k, s)| {
-            k.namespace == namespace
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                    == Some(&service.to_string())
-        })
-        .flat_map(|(_, s)| s.ports.iter().flatten())
+        .flat_map(|s| s.ports.iter().flatten())
         .any(|p| {
             p.name.as_deref().filter(|n| !n.is_empty()) == wanted
                 && p.app_protocol.as_deref() == Some(APP_PROTOCOL_H2C)
         })
+}
+
+/// EndpointSlices by namespace and Service, built once per translation so that looking up a
+/// Service's slices does not scan every slice in the store.
+pub(crate) struct SliceIndex<'a> {
+    by_namespace: HashMap<&'a str, HashMap<&'a str, Vec<&'a EndpointSlice>>>,
+}
+
+impl<'a> SliceIndex<'a> {
+    /// Indexes every slice labelled with its Service's name.
+    pub(crate) fn new(store: &'a Store) -> SliceIndex<'a> {
+        let mut by_namespace: HashMap<&str, HashMap<&str, Vec<&EndpointSlice>>> = HashMap::new();
+        for (key, slice) in &store.endpoint_slices {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let Some(service) = service {
+                by_namespace
+                    .entry(key.namespace.as_str())
+                    .or_default()
+                    .entry(service.as_str())
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        SliceIndex { by_namespace }
+    }
+
+    /// The slices of Service `namespace/service`.
+    fn of(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
+        self.by_namespace
+            .get(namespace)
+            .and_then(|m| m.get(service))
+            .map_or(&[], Vec::as_slice)
+    }
 }

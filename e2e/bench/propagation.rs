@@ -1,0 +1,125 @@
+//! Configuration propagation: how long from a change at the source until it is in effect on
+//! the data plane, through the Kubernetes source (minimal API server) and the file source.
+//!
+//! `cargo bench -p pier-e2e --bench propagation` (uses `target/release/pier` when it exists,
+//! else `target/debug/pier`; `PIER_BIN` overrides). Loopback only; a fixed number of changes.
+//! Prints p50/p99/max; never fails on a number.
+
+use e2e::apiserver::apply_yaml;
+use e2e::manifests::{
+    backend, endpoint_slices, ingress_class, join, Endpoint, Ingress, PathType, NAMESPACE,
+};
+use e2e::{ApiServer, Echo, Pier};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+const CHANGES: usize = 40;
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// Polls every millisecond until `host` is answered by echo `name`; the time it took.
+async fn until_answered_by(pier: &Pier, host: &str, name: &str, started: Instant) -> Duration {
+    loop {
+        if let Ok(r) = pier.get(host, "/").await {
+            if r.status == 200 && r.echo_name().as_deref() == Some(name) {
+                return started.elapsed();
+            }
+        }
+        assert!(started.elapsed() < WITHIN, "{host} never reached {name}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn summary(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |p: f64| {
+        ms(samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1])
+    };
+    println!(
+        "| {label} | {} | {:.1} | {:.1} | {:.1} |",
+        samples.len(),
+        at(0.50),
+        at(0.99),
+        ms(*samples.last().unwrap_or(&Duration::ZERO))
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::var_os("PIER_BIN").is_none() {
+        let release =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/pier");
+        if release.exists() {
+            std::env::set_var("PIER_BIN", release);
+        }
+    }
+    let ip = |n: u8| Ipv4Addr::new(127, 0, 0, n);
+    let a = Echo::start(ip(201), "a").await;
+    let b = Echo::start(ip(202), "b").await;
+    let site = Ingress::new(NAMESPACE, "site")
+        .route("p.bench", "/", PathType::Prefix, "svc")
+        .to_yaml();
+
+    println!("\nPropagation: change at the source → answered accordingly (poll every 1 ms)\n");
+    println!("| change | n | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+
+    // Kubernetes: EndpointSlice flips between two backends; new Ingresses go 404 → 200.
+    let server = ApiServer::start().await;
+    let client = server.client();
+    let objects = join(&[
+        ingress_class(),
+        backend(NAMESPACE, "svc", &[Endpoint::ready(a.addr())]),
+        site.clone(),
+    ]);
+    apply_yaml(&client, &objects).await.expect("create objects");
+    let pier = Pier::start_kube(server.kubeconfig(), &[]).await;
+    until_answered_by(&pier, "p.bench", "a", Instant::now()).await;
+    let mut samples = Vec::new();
+    for i in 0..CHANGES {
+        let (to, name) = if i % 2 == 0 { (&b, "b") } else { (&a, "a") };
+        let slice = join(&endpoint_slices(
+            NAMESPACE,
+            "svc",
+            &[Endpoint::ready(to.addr())],
+        ));
+        let started = Instant::now();
+        apply_yaml(&client, &slice).await.expect("update slice");
+        samples.push(until_answered_by(&pier, "p.bench", name, started).await);
+    }
+    summary("Kubernetes: EndpointSlice update", samples);
+    let mut samples = Vec::new();
+    for i in 0..CHANGES {
+        let host = format!("new-{i}.bench");
+        let ingress = Ingress::new(NAMESPACE, &format!("new-{i}"))
+            .route(&host, "/", PathType::Prefix, "svc")
+            .to_yaml();
+        let started = Instant::now();
+        apply_yaml(&client, &ingress).await.expect("create ingress");
+        let current = if CHANGES.is_multiple_of(2) { "a" } else { "b" };
+        samples.push(until_answered_by(&pier, &host, current, started).await);
+    }
+    summary("Kubernetes: new Ingress (404 → 200)", samples);
+    drop(pier);
+
+    // Files: the same EndpointSlice flip written to a watched file.
+    let pier = Pier::start(&[
+        (
+            "backends.yaml",
+            join(&[backend(NAMESPACE, "svc", &[Endpoint::ready(a.addr())])]),
+        ),
+        ("site.yaml", site),
+    ])
+    .await;
+    let mut samples = Vec::new();
+    for i in 0..CHANGES {
+        let (to, name) = if i % 2 == 0 { (&b, "b") } else { (&a, "a") };
+        let started = Instant::now();
+        pier.write_atomic(
+            "backends.yaml",
+            &join(&[backend(NAMESPACE, "svc", &[Endpoint::ready(to.addr())])]),
+        );
+        samples.push(until_answered_by(&pier, "p.bench", name, started).await);
+    }
+    summary("Files: EndpointSlice rewrite (atomic rename)", samples);
+}
