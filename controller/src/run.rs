@@ -118,21 +118,30 @@ pub fn run(
 }
 
 /// Pingora binds its listeners only once it runs; `/readyz` must not say ready before then, so
-/// this polls until every listener accepts a connection.
+/// this waits until every listener is in the LISTEN state.
 async fn mark_listening_when_bound(
     listeners: [std::net::SocketAddr; 2],
     controller: Arc<Controller>,
 ) {
     for addr in listeners {
-        // An unspecified address (0.0.0.0 / ::) is reachable on loopback.
-        let mut target = addr;
-        if target.ip().is_unspecified() {
-            target.set_ip(match addr {
-                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        while tokio::net::TcpStream::connect(target).await.is_err() {
+        loop {
+            let listening = match crate::listening::is_listening(addr) {
+                Some(listening) => listening,
+                // No socket tables to read: fall back to connecting (unspecified → loopback).
+                None => {
+                    let mut target = addr;
+                    if target.ip().is_unspecified() {
+                        target.set_ip(match addr {
+                            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                        });
+                    }
+                    tokio::net::TcpStream::connect(target).await.is_ok()
+                }
+            };
+            if listening {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
