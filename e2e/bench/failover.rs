@@ -108,6 +108,7 @@ async fn scenario(annotations: &[(&str, &str)], base: u8) -> Report {
 
 #[tokio::main]
 async fn main() {
+    e2e::prefer_release_binary();
     let scenarios: [(&str, &[(&str, &str)]); 3] = [
         ("defaults (retries 2, eject after 5)", &[]),
         ("no retries (retries 0)", &[("retries", "0")]),

@@ -89,13 +89,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("PIER_BIN").is_none() {
-        let release =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/pier");
-        if release.exists() {
-            std::env::set_var("PIER_BIN", release);
-        }
-    }
+    e2e::prefer_release_binary();
     let mut echoes = Vec::new();
     for (i, delay) in [FAST_MS, FAST_MS, FAST_MS, SLOW_MS].iter().enumerate() {
         let ip = Ipv4Addr::new(127, 0, 0, 111 + i as u8);

@@ -46,13 +46,7 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if std::env::var_os("PIER_BIN").is_none() {
-        let release =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/pier");
-        if release.exists() {
-            std::env::set_var("PIER_BIN", release);
-        }
-    }
+    e2e::prefer_release_binary();
     let ip = |n: u8| Ipv4Addr::new(127, 0, 0, n);
     let a = Echo::start(ip(201), "a").await;
     let b = Echo::start(ip(202), "b").await;

@@ -33,6 +33,18 @@ pub fn pier_bin() -> PathBuf {
     path
 }
 
+/// For benchmarks: test `target/release/pier` when it exists (and `PIER_BIN` is not set),
+/// since figures from a debug build mean little; otherwise [`pier_bin`] decides as usual.
+pub fn prefer_release_binary() {
+    if std::env::var_os("PIER_BIN").is_some() {
+        return;
+    }
+    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/pier");
+    if release.is_file() {
+        std::env::set_var("PIER_BIN", release);
+    }
+}
+
 /// Runs `pier check PATH…` to completion and returns its exit status and output.
 pub fn pier_check(paths: &[&Path]) -> Output {
     Command::new(pier_bin())

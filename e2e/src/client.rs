@@ -31,6 +31,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response; `what` names the request in errors.
+    async fn read(
+        response: http::Response<hyper::body::Incoming>,
+        what: &str,
+    ) -> anyhow::Result<Reply> {
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .with_context(|| format!("reading body of {what}"))?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// The body as (lossy) UTF-8 text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -135,17 +153,7 @@ impl HttpClient {
                 .request(request)
                 .await
                 .with_context(|| format!("request {uri} (host {host:?})"))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .with_context(|| format!("reading body of {uri} (host {host:?})"))?
-                .to_bytes();
-            Ok(Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            Reply::read(response, &format!("{uri} (host {host:?})")).await
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
@@ -199,17 +207,7 @@ impl KeepAliveConnection {
                 .send_request(request)
                 .await
                 .with_context(|| format!("request {path_and_query} (host {host}) to {addr}"))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .with_context(|| format!("reading body of {path_and_query} from {addr}"))?
-                .to_bytes();
-            Ok(Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            Reply::read(response, &format!("{path_and_query} from {addr}")).await
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await

@@ -19,7 +19,7 @@ pub mod pier;
 pub mod tempdir;
 
 pub use apiserver::ApiServer;
-pub use binary::{pier_bin, pier_check};
+pub use binary::{pier_bin, pier_check, prefer_release_binary};
 pub use client::{HttpClient, KeepAliveConnection, Reply};
 pub use echo::Echo;
 pub use net::{common_free_port, free_port, free_port_on, poll_until};

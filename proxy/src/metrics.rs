@@ -5,6 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 
 /// HTTP status class of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,11 +57,22 @@ impl EncodeLabelValue for StatusClass {
     }
 }
 
+/// The route label: `namespace/ingress` of the matched route (or `default-backend`), `none`
+/// when nothing matched. Shares the router's string, so labelling a request allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteLabel(pub Option<Arc<str>>);
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.0.as_deref().unwrap_or("none"), encoder)
+    }
+}
+
 /// Labels of the per-route request counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `namespace/ingress` of the matched route, `default-backend`, or `none` (404).
-    pub route: String,
+    /// The matched route.
+    pub route: RouteLabel,
     /// Status class of the response.
     pub code: StatusClass,
 }
@@ -68,8 +80,8 @@ pub struct RequestLabels {
 /// Labels of the upstream latency histogram.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// `namespace/ingress` of the matched route.
-    pub route: String,
+    /// The matched route.
+    pub route: RouteLabel,
 }
 
 /// The proxy's metrics.

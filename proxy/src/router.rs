@@ -5,9 +5,7 @@
 //! scans the list of hosts or routes per request.
 
 use crate::lb::{PickContext, RegistryBuilder, ServiceBalancer};
-use crate::table::{
-    normalize_host, BackendGroup, HeaderRule, HostMatch, LbPolicy, PathKind, RoutingTable,
-};
+use crate::table::{BackendGroup, HeaderRule, HostMap, LbPolicy, PathKind, RoutingTable};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -175,9 +173,7 @@ impl CompiledHost {
 /// The immutable, compiled form of one routing table; swapped as a whole.
 #[derive(Debug, Default)]
 pub struct Router {
-    exact_hosts: HashMap<String, CompiledHost>,
-    wildcard_hosts: HashMap<String, CompiledHost>,
-    any_host: Option<CompiledHost>,
+    hosts: HostMap<CompiledHost>,
     default_backend: Option<RouteTarget>,
     table: Arc<RoutingTable>,
     /// Every balancer of the table, for the debug view.
@@ -218,15 +214,7 @@ impl Router {
                 // translate() already resolved conflicts; keep the first on a duplicate.
                 map.entry(route.path.path.clone()).or_insert(target);
             }
-            match &vhost.host {
-                HostMatch::Exact(h) => {
-                    router.exact_hosts.insert(h.clone(), host);
-                }
-                HostMatch::Wildcard(s) => {
-                    router.wildcard_hosts.insert(s.clone(), host);
-                }
-                HostMatch::Any => router.any_host = Some(host),
-            }
+            router.hosts.insert(&vhost.host, host);
         }
         router.table = table;
         router.balancers = balancers.by_id.into_values().collect();
@@ -246,14 +234,7 @@ impl Router {
     /// Finds where a request goes. `host` is the raw Host header or `:authority`; `path` is the
     /// request path without the query string. `None` means 404.
     pub fn route(&self, host: &str, path: &str) -> Option<&RouteTarget> {
-        let host = normalize_host(host);
-        let vhost = self.exact_hosts.get(&host).or_else(|| {
-            let wildcard = match host.split_once('.') {
-                Some((label, rest)) if !label.is_empty() => self.wildcard_hosts.get(rest),
-                _ => None,
-            };
-            wildcard.or(self.any_host.as_ref())
-        });
+        let vhost = self.hosts.lookup(host);
         match vhost {
             Some(v) => v
                 .lookup(path)

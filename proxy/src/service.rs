@@ -2,7 +2,7 @@
 //! retries (per the Service's policy), passive health reporting and pier's own error answers.
 
 use crate::lb::{InFlightGuard, PickContext, ServiceBalancer};
-use crate::metrics::{RequestLabels, RouteLabels, StatusClass};
+use crate::metrics::{RequestLabels, RouteLabel, RouteLabels, StatusClass};
 use crate::router::RouteTarget;
 use crate::state::{ProxyState, RequestGuard};
 use async_trait::async_trait;
@@ -236,13 +236,13 @@ impl ProxyHttp for PierProxy {
         upstream_request: &mut RequestHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let host = request_host(session.req_header()).to_string();
+        let host = request_host(session.req_header());
         if !host.is_empty() {
             if upstream_request.headers.get(header::HOST).is_none() {
                 // HTTP/2 clients send no Host header; HTTP/1 backends need one.
-                upstream_request.insert_header(header::HOST, &host)?;
+                upstream_request.insert_header(header::HOST, host)?;
             }
-            upstream_request.insert_header("x-forwarded-host", &host)?;
+            upstream_request.insert_header("x-forwarded-host", host)?;
         }
         if let Some(ip) = session
             .client_addr()
@@ -378,10 +378,7 @@ impl ProxyHttp for PierProxy {
     /// Records the request in the metrics.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let code = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = ctx
-            .target
-            .as_ref()
-            .map_or_else(|| "none".to_string(), |t| t.label.to_string());
+        let route = RouteLabel(ctx.target.as_ref().map(|t| t.label.clone()));
         if let Some(start) = ctx.upstream_start {
             self.state
                 .metrics

@@ -9,6 +9,7 @@ use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{Endpoint, LbPolicy, ServiceBackend};
 use std::collections::{BTreeMap, HashMap};
@@ -38,12 +39,62 @@ impl std::fmt::Display for PortRef {
     }
 }
 
+/// EndpointSlices by namespace and Service (label `kubernetes.io/service-name`), in Store key
+/// order for determinism; built once per translation so a Service's slices are one lookup.
+pub(crate) struct SliceIndex<'a> {
+    by_namespace: HashMap<&'a str, HashMap<&'a str, Vec<SliceRef<'a>>>>,
+}
+
+/// An EndpointSlice with its key (for diagnostics).
+pub(crate) type SliceRef<'a> = (&'a ObjectKey, &'a EndpointSlice);
+
+impl<'a> SliceIndex<'a> {
+    /// Indexes every slice labelled with its Service's name.
+    pub(crate) fn new(store: &'a Store) -> SliceIndex<'a> {
+        let mut by_namespace: HashMap<&str, HashMap<&str, Vec<SliceRef<'a>>>> = HashMap::new();
+        for (key, slice) in &store.endpoint_slices {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let Some(service) = service {
+                by_namespace
+                    .entry(key.namespace.as_str())
+                    .or_default()
+                    .entry(service.as_str())
+                    .or_default()
+                    .push((key, slice));
+            }
+        }
+        SliceIndex { by_namespace }
+    }
+
+    /// The slices of Service `namespace/service`.
+    pub(crate) fn of(&self, namespace: &str, service: &str) -> &[SliceRef<'a>] {
+        self.by_namespace
+            .get(namespace)
+            .and_then(|m| m.get(service))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+impl PortRef {
+    /// The port an Ingress backend names: `name` when set and non-empty, else `number`.
+    pub(crate) fn from_backend_port(port: &ServiceBackendPort) -> Option<PortRef> {
+        match (&port.name, port.number) {
+            (Some(name), _) if !name.is_empty() => Some(PortRef::Name(name.clone())),
+            (_, Some(number)) => Some(PortRef::Number(number)),
+            _ => None,
+        }
+    }
+}
+
 /// Resolves backends against one Store, indexing EndpointSlices once and resolving each
 /// Service port once however many routes name it.
 pub(crate) struct Resolver<'a> {
     store: &'a Store,
-    /// (namespace, service) → its slices, in Store (key) order for determinism.
-    slices: HashMap<(&'a str, &'a str), Vec<(&'a ObjectKey, &'a EndpointSlice)>>,
+    slices: SliceIndex<'a>,
     cache: HashMap<(String, String, PortRef), ServiceBackend>,
     /// The BackendPolicy in effect for each Service.
     policies: PolicyIndex<'a>,
@@ -54,20 +105,7 @@ pub(crate) struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     /// Indexes the Store's EndpointSlices by Service so each lookup is one hash probe.
     pub(crate) fn new(store: &'a Store) -> Resolver<'a> {
-        let mut slices: HashMap<_, Vec<_>> = HashMap::new();
-        for (key, slice) in &store.endpoint_slices {
-            let service = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL));
-            if let Some(service) = service {
-                slices
-                    .entry((key.namespace.as_str(), service.as_str()))
-                    .or_default()
-                    .push((key, slice));
-            }
-        }
+        let slices = SliceIndex::new(store);
         let mut diagnostics = Vec::new();
         let policies = PolicyIndex::new(store, &mut diagnostics);
         Resolver {
@@ -158,6 +196,11 @@ impl<'a> Resolver<'a> {
         backend
     }
 
+    /// The EndpointSlice index, for other parts of translate that read slices.
+    pub(crate) fn slices(&self) -> &SliceIndex<'a> {
+        &self.slices
+    }
+
     /// The union of the Service's slices, one Endpoint per address (the most usable one wins
     /// when slices disagree, e.g. during a rollout), sorted by address.
     fn endpoints(
@@ -169,11 +212,7 @@ impl<'a> Resolver<'a> {
         let wanted = unnamed_if_empty(service_port.name.as_deref());
         let weights = self.policies.weights(namespace, service);
         let mut by_address: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
-        let slices = self
-            .slices
-            .get(&(namespace, service))
-            .cloned()
-            .unwrap_or_default();
+        let slices = self.slices.of(namespace, service).to_vec();
         for (key, slice) in slices {
             if slice.address_type == "FQDN" {
                 continue;

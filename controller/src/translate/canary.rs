@@ -78,14 +78,7 @@ pub(crate) fn attach(
                 report(out, format!("{field}.backend.resource: resource backends are not supported by pier; left out"));
                 continue;
             };
-            let port = service
-                .port
-                .as_ref()
-                .and_then(|p| match (&p.name, p.number) {
-                    (Some(name), _) if !name.is_empty() => Some(PortRef::Name(name.clone())),
-                    (_, Some(number)) => Some(PortRef::Number(number)),
-                    _ => None,
-                });
+            let port = service.port.as_ref().and_then(PortRef::from_backend_port);
             let Some(port) = port else { continue };
             let claim = (host.clone(), path_match.clone());
             if let Some(winner) = taken.get(&claim) {

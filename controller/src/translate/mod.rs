@@ -64,7 +64,14 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
     };
     let (mut table, more) = builder.finish(fallback);
     diagnostics.extend(more);
-    tls::apply(store, settings, &served, &mut table, &mut diagnostics);
+    tls::apply(
+        store,
+        resolver.slices(),
+        settings,
+        &served,
+        &mut table,
+        &mut diagnostics,
+    );
     diagnostics.extend(resolver.into_diagnostics());
     diagnostics.sort();
     diagnostics.dedup();

@@ -202,12 +202,7 @@ impl TableBuilder {
             self.reject_resource(source, field);
             return None;
         };
-        let port = service.port.as_ref()?;
-        let port = match (&port.name, port.number) {
-            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
-            (_, Some(number)) => PortRef::Number(number),
-            _ => return None,
-        };
+        let port = PortRef::from_backend_port(service.port.as_ref()?)?;
         let backend = resolver.resolve_for(Some((source, meta)), namespace, &service.name, &port);
         if let Some(why) = &backend.unavailable {
             self.diagnostics.push(Diagnostic::new(

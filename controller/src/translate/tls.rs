@@ -226,6 +226,7 @@ fn valid_hsts(value: &str) -> bool {
 /// policies, the default certificate and backend protocols. `served` is in precedence order.
 pub(crate) fn apply(
     store: &Store,
+    slices: &super::backend::SliceIndex<'_>,
     settings: &Settings,
     served: &[(&ObjectKey, &Ingress)],
     table: &mut RoutingTable,
@@ -255,5 +256,5 @@ pub(crate) fn apply(
             })
             .ok()
     });
-    table.backend_protocols = protocol::protocols(store, settings, served, diagnostics);
+    table.backend_protocols = protocol::protocols(store, slices, settings, served, diagnostics);
 }

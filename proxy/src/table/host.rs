@@ -1,6 +1,8 @@
 //! Host patterns of virtual hosts and normalisation of request hosts.
 
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// Which request hosts a virtual host answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,9 +57,62 @@ impl Serialize for HostMatch {
     }
 }
 
+/// Values keyed by host pattern, looked up the way the Ingress specification matches hosts:
+/// the exact host, else the wildcard one label up, else the rule without host. Two hash probes
+/// at most; shared by the router and the per-host TLS policies so both always agree.
+#[derive(Debug)]
+pub struct HostMap<T> {
+    exact: HashMap<String, T>,
+    wildcard: HashMap<String, T>,
+    any: Option<T>,
+}
+
+impl<T> Default for HostMap<T> {
+    fn default() -> Self {
+        HostMap {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            any: None,
+        }
+    }
+}
+
+impl<T> HostMap<T> {
+    /// Sets the value of a pattern (replacing an earlier one).
+    pub fn insert(&mut self, host: &HostMatch, value: T) {
+        match host {
+            HostMatch::Exact(h) => {
+                self.exact.insert(h.clone(), value);
+            }
+            HostMatch::Wildcard(s) => {
+                self.wildcard.insert(s.clone(), value);
+            }
+            HostMatch::Any => self.any = Some(value),
+        }
+    }
+
+    /// Whether no pattern has a value.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none()
+    }
+
+    /// The value for a raw request host (`Host` or `:authority`; normalised here).
+    pub fn lookup(&self, raw_host: &str) -> Option<&T> {
+        let host = normalize_host(raw_host);
+        self.exact
+            .get(&*host)
+            .or_else(|| match host.split_once('.') {
+                Some((label, rest)) if !label.is_empty() => self.wildcard.get(rest),
+                _ => None,
+            })
+            .or(self.any.as_ref())
+    }
+}
+
 /// Normalises a request's host (HTTP/1 `Host` header or HTTP/2 `:authority`) for matching:
 /// drops userinfo and `:port`, a trailing dot, and folds case. IPv6 literals keep their brackets.
-pub fn normalize_host(raw: &str) -> String {
+/// Borrows when no case folding is needed (the usual request), so the hot path does not allocate.
+pub fn normalize_host(raw: &str) -> Cow<'_, str> {
     let raw = raw.trim();
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     let without_port = if raw.starts_with('[') {
@@ -72,7 +127,11 @@ pub fn normalize_host(raw: &str) -> String {
         }
     };
     let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
-    trimmed.to_ascii_lowercase()
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
 }
 
 #[cfg(test)]

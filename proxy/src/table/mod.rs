@@ -8,7 +8,7 @@ mod path;
 mod policy;
 mod tls;
 
-pub use host::{normalize_host, HostMatch};
+pub use host::{normalize_host, HostMap, HostMatch};
 pub use path::{PathKind, PathMatch};
 pub use policy::{
     ActiveCheck, Affinity, Algorithm, Canary, HashKey, HeaderRule, HealthPolicy, LbPolicy,

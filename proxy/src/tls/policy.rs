@@ -4,8 +4,7 @@
 //! label up, then the rule without host), so the policy applied is the one of the virtual host
 //! that serves the request.
 
-use crate::table::{normalize_host, HostMatch, HostTls, RoutingTable};
-use std::collections::HashMap;
+use crate::table::{normalize_host, HostMap, HostTls, RoutingTable};
 
 /// ACME HTTP-01 challenges must stay reachable over plain HTTP, or certificates could never
 /// be issued for a host that redirects.
@@ -14,9 +13,7 @@ const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 /// The compiled [`HostTls`] entries of one table.
 #[derive(Debug, Default)]
 pub struct HostPolicies {
-    exact: HashMap<String, HostTls>,
-    wildcard: HashMap<String, HostTls>,
-    any: Option<HostTls>,
+    hosts: HostMap<HostTls>,
 }
 
 impl HostPolicies {
@@ -24,32 +21,17 @@ impl HostPolicies {
     pub fn build(table: &RoutingTable) -> HostPolicies {
         let mut policies = HostPolicies::default();
         for entry in &table.tls_hosts {
-            match &entry.host {
-                HostMatch::Exact(h) => {
-                    policies.exact.insert(h.clone(), entry.clone());
-                }
-                HostMatch::Wildcard(s) => {
-                    policies.wildcard.insert(s.clone(), entry.clone());
-                }
-                HostMatch::Any => policies.any = Some(entry.clone()),
-            }
+            policies.hosts.insert(&entry.host, entry.clone());
         }
         policies
     }
 
     /// The policy for a raw request host (`Host` or `:authority`).
     pub fn lookup(&self, raw_host: &str) -> Option<&HostTls> {
-        if self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none() {
+        if self.hosts.is_empty() {
             return None;
         }
-        let host = normalize_host(raw_host);
-        self.exact
-            .get(&host)
-            .or_else(|| match host.split_once('.') {
-                Some((label, rest)) if !label.is_empty() => self.wildcard.get(rest),
-                _ => None,
-            })
-            .or(self.any.as_ref())
+        self.hosts.lookup(raw_host)
     }
 
     /// Where a plain-HTTP request must be redirected, if its host redirects:
@@ -83,6 +65,7 @@ impl HostPolicies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::HostMatch;
     use std::sync::Arc;
 
     fn policies() -> HostPolicies {

@@ -75,7 +75,7 @@ impl CertStore {
                 let host = normalize_host(host);
                 let (map, name) = match host.strip_prefix("*.") {
                     Some(rest) => (&mut store.wildcard, rest.to_string()),
-                    None => (&mut store.exact, host),
+                    None => (&mut store.exact, host.into_owned()),
                 };
                 map.entry(name).or_insert_with(|| e.clone());
             }

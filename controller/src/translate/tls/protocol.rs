@@ -4,41 +4,36 @@ use super::{secret_field, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use crate::translate::annotations;
-use crate::translate::backend::PortRef;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use crate::translate::backend::{PortRef, SliceIndex};
 use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, ServiceBackendPort};
 use proxy::table::BackendProtocol;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// `appProtocol` value that asks for HTTP/2 prior knowledge (KEP-3726).
 const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
-/// Label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Protocols of every backend the served Ingresses (and `--default-backend`) name, by
 /// backend id. The oldest Ingress decides a Service port's protocol; a later one that asks
 /// for another gets a Diagnostic. Plain HTTP is the default and is not listed.
 pub(super) fn protocols(
     store: &Store,
+    slices: &SliceIndex<'_>,
     settings: &Settings,
     served: &[(&ObjectKey, &Ingress)],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
-    let slices = SliceIndex::new(store);
     let mut decided: BTreeMap<Arc<str>, (String, BackendProtocol)> = BTreeMap::new();
     let mut decide = |source: &str, ingress, namespace: &str, service: &IngressServiceBackend| {
         let Some(port) = service.port.as_ref() else {
             return;
         };
-        let port = match (&port.name, port.number) {
-            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
-            (_, Some(number)) => PortRef::Number(number),
-            _ => return,
+        let Some(port) = PortRef::from_backend_port(port) else {
+            return;
         };
         let id: Arc<str> = Arc::from(format!("{namespace}/{}:{port}", service.name));
         let protocol =
-            match backend_protocol(store, &slices, ingress, namespace, &service.name, &port) {
+            match backend_protocol(store, slices, ingress, namespace, &service.name, &port) {
                 Ok((p, None)) => p,
                 Ok((p, Some(why))) => {
                     let reason = format!("backend {id}: {why}");
@@ -201,46 +196,9 @@ fn app_protocol_h2c(
     slices
         .of(namespace, service)
         .iter()
-        .flat_map(|s| s.ports.iter().flatten())
+        .flat_map(|(_, s)| s.ports.iter().flatten())
         .any(|p| {
             p.name.as_deref().filter(|n| !n.is_empty()) == wanted
                 && p.app_protocol.as_deref() == Some(APP_PROTOCOL_H2C)
         })
-}
-
-/// EndpointSlices by namespace and Service, built once per translation so that looking up a
-/// Service's slices does not scan every slice in the store.
-pub(crate) struct SliceIndex<'a> {
-    by_namespace: HashMap<&'a str, HashMap<&'a str, Vec<&'a EndpointSlice>>>,
-}
-
-impl<'a> SliceIndex<'a> {
-    /// Indexes every slice labelled with its Service's name.
-    pub(crate) fn new(store: &'a Store) -> SliceIndex<'a> {
-        let mut by_namespace: HashMap<&str, HashMap<&str, Vec<&EndpointSlice>>> = HashMap::new();
-        for (key, slice) in &store.endpoint_slices {
-            let service = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL));
-            if let Some(service) = service {
-                by_namespace
-                    .entry(key.namespace.as_str())
-                    .or_default()
-                    .entry(service.as_str())
-                    .or_default()
-                    .push(slice);
-            }
-        }
-        SliceIndex { by_namespace }
-    }
-
-    /// The slices of Service `namespace/service`.
-    fn of(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
-        self.by_namespace
-            .get(namespace)
-            .and_then(|m| m.get(service))
-            .map_or(&[], Vec::as_slice)
-    }
 }
