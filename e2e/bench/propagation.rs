@@ -6,6 +6,7 @@
 //! Prints p50/p99/max; never fails on a number.
 
 use e2e::apiserver::apply_yaml;
+use e2e::bench::Stats;
 use e2e::manifests::{
     backend, endpoint_slices, ingress_class, join, Endpoint, Ingress, PathType, NAMESPACE,
 };
@@ -18,30 +19,13 @@ const WITHIN: Duration = Duration::from_secs(10);
 
 /// Polls every millisecond until `host` is answered by echo `name`; the time it took.
 async fn until_answered_by(pier: &Pier, host: &str, name: &str, started: Instant) -> Duration {
-    loop {
-        if let Ok(r) = pier.get(host, "/").await {
-            if r.status == 200 && r.echo_name().as_deref() == Some(name) {
-                return started.elapsed();
-            }
-        }
-        assert!(started.elapsed() < WITHIN, "{host} never reached {name}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    e2e::bench::until_answered_by(pier, host, name, started, WITHIN)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |p: f64| {
-        ms(samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1])
-    };
-    println!(
-        "| {label} | {} | {:.1} | {:.1} | {:.1} |",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        ms(*samples.last().unwrap_or(&Duration::ZERO))
-    );
+fn summary(label: &str, samples: Vec<Duration>) {
+    println!("| {label} | {} |", Stats::of(&samples).cells());
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

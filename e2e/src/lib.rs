@@ -10,6 +10,7 @@
 //! (set `PIER_BIN` to test another build).
 
 pub mod apiserver;
+pub mod bench;
 pub mod binary;
 pub mod client;
 pub mod echo;
@@ -23,5 +24,5 @@ pub use binary::{pier_bin, pier_check, prefer_release_binary};
 pub use client::{HttpClient, KeepAliveConnection, Reply};
 pub use echo::Echo;
 pub use net::{common_free_port, free_port, free_port_on, poll_until};
-pub use pier::Pier;
+pub use pier::{Pier, ReadyWait};
 pub use tempdir::TempDir;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How long `pier run` may take to answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often `/readyz` is polled while waiting for it.
+const READY_POLL: Duration = Duration::from_millis(50);
 /// How many trailing lines of each log to print when a test fails.
 const LOG_TAIL_LINES: usize = 200;
 /// Name of the IngressClass file every instance starts with.
@@ -32,6 +34,7 @@ pub struct Pier {
     admin: SocketAddr,
     manifests: PathBuf,
     client: HttpClient,
+    ready_after: Duration,
     // Dropped after `child` is killed (see Drop).
     root: TempDir,
 }
@@ -45,7 +48,26 @@ impl Pier {
 
     /// Like [`Pier::start`], with extra `pier run` arguments (e.g. `--default-certificate`).
     pub async fn start_with_args(files: &[(&str, String)], extra_args: &[&str]) -> Pier {
-        Pier::launch(files, extra_args, true).await
+        Pier::launch(files, extra_args, true, ReadyWait::default()).await
+    }
+
+    /// For benchmarks: like [`Pier::start_with_args`] (`kubeconfig: None`) or
+    /// [`Pier::start_kube`] (`Some`), waiting for `/readyz` as `wait` says; the time from
+    /// spawning the process to the first 200 is [`Pier::ready_after`].
+    pub async fn start_timed(
+        files: &[(&str, String)],
+        kubeconfig: Option<&Path>,
+        extra_args: &[&str],
+        wait: ReadyWait,
+    ) -> Pier {
+        match kubeconfig {
+            None => Pier::launch(files, extra_args, true, wait).await,
+            Some(path) => {
+                let mut args = vec!["--kubeconfig", path.to_str().expect("UTF-8 path")];
+                args.extend_from_slice(extra_args);
+                Pier::launch(files, &args, false, wait).await
+            }
+        }
     }
 
     /// Starts `pier run` on Kubernetes (no `--manifests`) with `--kubeconfig` and `extra_args`
@@ -53,10 +75,15 @@ impl Pier {
     pub async fn start_kube(kubeconfig: &Path, extra_args: &[&str]) -> Pier {
         let mut args = vec!["--kubeconfig", kubeconfig.to_str().expect("UTF-8 path")];
         args.extend_from_slice(extra_args);
-        Pier::launch(&[], &args, false).await
+        Pier::launch(&[], &args, false, ReadyWait::default()).await
     }
 
-    async fn launch(files: &[(&str, String)], extra_args: &[&str], use_manifests: bool) -> Pier {
+    async fn launch(
+        files: &[(&str, String)],
+        extra_args: &[&str],
+        use_manifests: bool,
+        wait: ReadyWait,
+    ) -> Pier {
         let root = TempDir::new("pier");
         let manifests = root.path().join("manifests");
         std::fs::create_dir_all(&manifests).expect("cannot create manifests dir");
@@ -93,6 +120,7 @@ impl Pier {
             https
         });
         command.args(extra_args);
+        let spawned = Instant::now();
         let child = command
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -107,31 +135,39 @@ impl Pier {
             admin,
             manifests,
             client: HttpClient::new(),
+            ready_after: Duration::ZERO,
             root,
         };
-        pier.wait_ready().await;
+        pier.ready_after = pier.wait_ready(spawned, wait).await;
         pier
     }
 
-    /// Polls `/readyz` until 200; panics (with the logs) on timeout or if the process exits.
-    async fn wait_ready(&mut self) {
-        let started = Instant::now();
+    /// Polls `/readyz` until 200 and returns the time since `spawned`; panics (with the logs)
+    /// on timeout or if the process exits.
+    async fn wait_ready(&mut self, spawned: Instant, wait: ReadyWait) -> Duration {
         let mut last = String::from("not tried");
-        while started.elapsed() < READY_TIMEOUT {
+        while spawned.elapsed() < wait.timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("pier run exited early ({status}); logs:\n{}", self.logs());
             }
             match self.admin_get("/readyz").await {
-                Ok(reply) if reply.status == StatusCode::OK => return,
+                Ok(reply) if reply.status == StatusCode::OK => return spawned.elapsed(),
                 Ok(reply) => last = reply.summary(),
                 Err(err) => last = format!("{err:#}"),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(wait.poll).await;
         }
         panic!(
-            "pier run not ready after {READY_TIMEOUT:?} (last /readyz: {last}); logs:\n{}",
+            "pier run not ready after {:?} (last /readyz: {last}); logs:\n{}",
+            wait.timeout,
             self.logs()
         );
+    }
+
+    /// How long the process took from being spawned to answering `/readyz` with 200 (to
+    /// within the polling interval).
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
     }
 
     /// The proxy's HTTP listener.
@@ -295,6 +331,24 @@ impl Drop for Pier {
                 self.manifests.display(),
                 self.logs()
             );
+        }
+    }
+}
+
+/// How long, and how often, to poll `/readyz` after starting `pier run`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyWait {
+    /// Give up (panic with the logs) after this long.
+    pub timeout: Duration,
+    /// Time between two polls.
+    pub poll: Duration,
+}
+
+impl Default for ReadyWait {
+    fn default() -> Self {
+        ReadyWait {
+            timeout: READY_TIMEOUT,
+            poll: READY_POLL,
         }
     }
 }
