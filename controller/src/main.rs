@@ -6,6 +6,12 @@ use controller::settings::Settings;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc: the request path allocates and frees many small buffers per request, and
+/// jemalloc's thread caches do that in fewer instructions than glibc malloc.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));

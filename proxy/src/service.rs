@@ -7,12 +7,12 @@ use crate::router::RouteTarget;
 use crate::state::{ProxyState, RequestGuard};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header;
+use http::header::{self, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora_error::{ErrorSource, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,20 @@ fn request_host(req: &RequestHeader) -> &str {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+/// A client address as a header value, formatted on the stack (one allocation: the value).
+fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    // The longest textual IPv6 address is 45 bytes.
+    let mut buf = [0u8; 48];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // Cannot fail: the buffer holds any address.
+        let _ = write!(cursor, "{ip}");
+        cursor.position() as usize
+    };
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Writes one of pier's own answers: short text body, `Server: pier`.
@@ -247,23 +261,29 @@ impl ProxyHttp for PierProxy {
         if let Some(ip) = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
+            .map(|a| a.ip())
         {
+            let ip = ip_header_value(ip);
             let forwarded_for = match upstream_request
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
             {
-                Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+                Some(prior) if !prior.is_empty() => {
+                    let ip = ip.to_str().unwrap_or_default();
+                    HeaderValue::try_from(format!("{prior}, {ip}")).map_err(|_| {
+                        Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For")
+                    })?
+                }
                 _ => ip.clone(),
             };
             upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
             upstream_request.insert_header("x-real-ip", ip)?;
         }
         let proto = if crate::tls::is_tls(session) {
-            "https"
+            HeaderValue::from_static("https")
         } else {
-            "http"
+            HeaderValue::from_static("http")
         };
         upstream_request.insert_header("x-forwarded-proto", proto)?;
         Ok(())
