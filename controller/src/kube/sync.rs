@@ -80,7 +80,9 @@ pub async fn run(
             }
             () = sleep_until(deadline) => {
                 let first = state.coalescer.take();
+                let started = Instant::now();
                 let snapshot = tokio::task::block_in_place(|| state.rebuild(&controller));
+                state.coalescer.rebuilt(started, Instant::now());
                 if let Some(first) = first {
                     metrics.propagation_seconds.observe(first.elapsed().as_secs_f64());
                 }

@@ -46,8 +46,9 @@ pub struct FileSource {
 /// What we know about one manifest file.
 #[derive(Debug)]
 struct FileState {
-    /// The bytes last read, to skip parsing when nothing changed.
-    content: Vec<u8>,
+    /// Fingerprint of the bytes last read, to skip parsing when nothing changed (the bytes
+    /// themselves are not kept: at thousands of objects they would double the memory held).
+    content: Fingerprint,
     /// Objects of the last version that parsed.
     objects: Vec<Object>,
     /// Why the current content does not parse, if it does not.
@@ -189,6 +190,25 @@ impl FileSource {
     }
 }
 
+/// Length and 64-bit hash of a file's bytes: equal fingerprints mean unchanged content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: usize,
+    hash: u64,
+}
+
+impl Fingerprint {
+    fn of(content: &[u8]) -> Fingerprint {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        content.hash(&mut hasher);
+        Fingerprint {
+            len: content.len(),
+            hash: hasher.finish(),
+        }
+    }
+}
+
 /// Reads one file and returns its new state, or `None` when the file is gone.
 fn read_file(
     path: &Path,
@@ -208,12 +228,12 @@ fn read_file(
         }
     };
     let state = match old {
-        Some(old) if old.content == content => old,
+        Some(old) if old.content == Fingerprint::of(&content) => old,
         old => {
             let old_objects = old.map(|old| old.objects).unwrap_or_default();
             match parse_bytes(&content) {
                 Ok(objects) => FileState {
-                    content,
+                    content: Fingerprint::of(&content),
                     objects,
                     error: None,
                 },
@@ -225,7 +245,7 @@ fn read_file(
                         "manifest file does not parse; keeping its previous objects"
                     );
                     FileState {
-                        content,
+                        content: Fingerprint::of(&content),
                         objects: old_objects,
                         error: Some(error),
                     }
