@@ -11,6 +11,7 @@ use crate::store::{Object, ObjectKey, Store};
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -27,7 +28,8 @@ const PERIODIC: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
     /// Every object from every manifest file (for broken files: from their last good version).
-    pub store: Store,
+    /// Shared with the source, which hands out the same store again while no file changes.
+    pub store: Arc<Store>,
     /// Problems with paths, files and duplicated objects; the complete set for this load.
     pub diagnostics: Vec<Diagnostic>,
     /// Whether `store` differs from the previous load's (always true for the first load).
@@ -40,7 +42,16 @@ pub struct Loaded {
 pub struct FileSource {
     paths: Vec<PathBuf>,
     files: HashMap<PathBuf, FileState>,
-    last: Option<Store>,
+    last: Option<Built>,
+}
+
+/// The store built from the files, with the files (in order) and duplicate-object diagnostics
+/// it came from: when no file changed, the next load reuses it instead of copying every object.
+#[derive(Debug)]
+struct Built {
+    store: Arc<Store>,
+    order: Vec<PathBuf>,
+    duplicates: Vec<Diagnostic>,
 }
 
 /// What we know about one manifest file.
@@ -74,9 +85,12 @@ impl FileSource {
         let walked = walk(&self.paths, &mut diagnostics);
         let mut previous = std::mem::take(&mut self.files);
         let mut order = Vec::new();
+        let mut reparsed = false;
         for path in walked.files {
             let old = previous.remove(&path);
+            let before = old.as_ref().map(|old| old.content);
             if let Some(state) = read_file(&path, old, &mut diagnostics) {
+                reparsed |= before != Some(state.content);
                 self.files.insert(path.clone(), state);
                 order.push(path);
             }
@@ -88,11 +102,32 @@ impl FileSource {
                 self.files.insert(path, state);
             }
         }
-        let store = self.build_store(&order, &mut diagnostics);
+        let (store, changed) = match self.last.take() {
+            // Same files, same bytes: the same store (and duplicate diagnostics) as last time.
+            Some(last) if !reparsed && last.order == order => {
+                diagnostics.extend(last.duplicates.iter().cloned());
+                let store = last.store.clone();
+                self.last = Some(last);
+                (store, false)
+            }
+            last => {
+                let mut duplicates = Vec::new();
+                let store = self.build_store(&order, &mut duplicates);
+                diagnostics.extend(duplicates.iter().cloned());
+                let (store, changed) = match last {
+                    Some(last) if *last.store == store => (last.store, false),
+                    _ => (Arc::new(store), true),
+                };
+                self.last = Some(Built {
+                    store: store.clone(),
+                    order,
+                    duplicates,
+                });
+                (store, changed)
+            }
+        };
         // A stable order lets callers compare diagnostics between loads.
         diagnostics.sort();
-        let changed = self.last.as_ref() != Some(&store);
-        self.last = Some(store.clone());
         Loaded {
             store,
             diagnostics,

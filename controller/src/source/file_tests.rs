@@ -127,14 +127,18 @@ fn unchanged_files_give_unchanged_loads() {
     let a = dir.write("a.yaml", &service("a", 80));
     dir.write("broken.yaml", "kind: [\n");
     let mut source = FileSource::new(vec![dir.0.clone()]);
-    assert!(source.load().changed);
+    let first = source.load();
+    assert!(first.changed);
     let again = source.load();
     assert!(!again.changed);
+    // Nothing was re-read into a new store: the same one is handed out again.
+    assert!(std::sync::Arc::ptr_eq(&first.store, &again.store));
     // Diagnostics describe the current state, so an unchanged broken file is still reported.
     assert_eq!(again.diagnostics.len(), 1);
     std::fs::write(&a, service("a", 8080)).unwrap();
     let modified = source.load();
     assert!(modified.changed);
+    assert!(!std::sync::Arc::ptr_eq(&first.store, &modified.store));
     assert_eq!(service_port(&modified.store, "a"), Some(8080));
     // Rewriting the same objects differently (a comment) is not a change of the store.
     std::fs::write(&a, format!("# comment\n{}", service("a", 8080))).unwrap();
@@ -267,6 +271,10 @@ fn duplicate_objects_first_path_wins() {
         ),
     ];
     assert_eq!(loaded.diagnostics, expected);
+    // An unchanged reload reuses the store and still reports the duplicates.
+    let again = source.load();
+    assert!(std::sync::Arc::ptr_eq(&loaded.store, &again.store));
+    assert_eq!(again.diagnostics, expected);
     // Removing the winner lets the other definition in.
     std::fs::remove_file(dir.0.join("a.yaml")).unwrap();
     assert_eq!(service_port(&source.load().store, "web"), Some(2));
