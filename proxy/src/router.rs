@@ -205,7 +205,7 @@ impl Router {
             for route in &vhost.routes {
                 let target = RouteTarget {
                     group: Arc::new(Group::compile(&route.backend, &mut balancers)),
-                    label: Arc::from(route.source.as_str()),
+                    label: route.source.clone(),
                 };
                 let map = match route.path.kind {
                     PathKind::Exact => &mut host.exact,

@@ -174,7 +174,7 @@ impl<'a> Resolver<'a> {
         let mut backend = ServiceBackend {
             id: Arc::from(format!("{namespace}/{service}:{port}")),
             weight: SINGLE_SERVICE_WEIGHT,
-            endpoints: Vec::new(),
+            endpoints: Arc::from([]),
             unavailable: None,
             policy: LbPolicy::default(),
         };
@@ -192,7 +192,7 @@ impl<'a> Resolver<'a> {
             backend.unavailable = Some(format!("service {namespace}/{service} has no port {port}"));
             return backend;
         };
-        backend.endpoints = self.endpoints(namespace, service, service_port);
+        backend.endpoints = self.endpoints(namespace, service, service_port).into();
         backend
     }
 

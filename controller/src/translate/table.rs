@@ -11,6 +11,7 @@ use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend,
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{BackendGroup, HostMatch, PathMatch, Route, RoutingTable, VirtualHost};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Routes and default backend of one host, each remembering which Ingress set it.
 #[derive(Default)]
@@ -72,9 +73,9 @@ impl TableBuilder {
     /// Adds one Ingress that is ours and passed validation; call in precedence order.
     pub(crate) fn add(&mut self, key: &ObjectKey, ingress: &Ingress, resolver: &mut Resolver<'_>) {
         let Some(spec) = &ingress.spec else { return };
-        let source = key.to_string();
+        let source: Arc<str> = Arc::from(key.to_string());
         let default_backend = spec.default_backend.as_ref().and_then(|b| {
-            let at = (source.as_str(), &ingress.metadata);
+            let at = (&*source, &ingress.metadata);
             self.backend_group(at, "spec.defaultBackend", b, &key.namespace, resolver)
         });
         let own_hosts: BTreeSet<HostMatch> = spec
@@ -104,7 +105,7 @@ impl TableBuilder {
                 continue;
             }
             let field = format!("{field}.backend");
-            let at = (source.as_str(), &ingress.metadata);
+            let at = (&*source, &ingress.metadata);
             let backend = self.backend_group(at, &field, &path.backend, &key.namespace, resolver);
             let Some(backend) = backend else { continue };
             let route = Route {

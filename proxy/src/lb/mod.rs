@@ -13,7 +13,9 @@ use outcome::Mode;
 mod random;
 mod round_robin;
 
-pub use endpoint::{EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder};
+pub use endpoint::{
+    EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder, ServiceStatesBuilder,
+};
 pub use outcome::EndpointView;
 
 use crate::table::{Affinity, Algorithm, HashKey, LbPolicy, ServiceBackend};
@@ -118,19 +120,16 @@ impl ServiceBalancer {
     /// `registry`.
     pub fn new(backend: &ServiceBackend, registry: &mut RegistryBuilder<'_>) -> ServiceBalancer {
         let now = Instant::now();
-        registry.service(&backend.id);
-        let routable_set = backend.routable_endpoints();
-        let mut endpoints: Vec<LbEndpoint> = routable_set
-            .iter()
-            .map(|e| LbEndpoint {
-                address: e.address,
-                weight: e.weight,
-                state: registry.state(&backend.id, e, now),
-            })
-            .collect();
+        let mut states = registry.service(&backend.id);
+        let mut endpoints: Vec<LbEndpoint> = Vec::with_capacity(backend.endpoints.len());
+        endpoints.extend(backend.routable().map(|e| LbEndpoint {
+            address: e.address,
+            weight: e.weight,
+            state: states.state(e, now),
+        }));
         let routable = endpoints.len();
         let policy = backend.policy.clone();
-        outcome::add_draining(backend, &routable_set, &mut endpoints, registry, now);
+        outcome::add_draining(backend, &mut endpoints, &mut states, now);
         outcome::register_checks(backend, &endpoints[..routable], registry);
         let ramp_until = endpoints
             .iter()

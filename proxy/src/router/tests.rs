@@ -9,13 +9,13 @@ fn group(name: &str) -> BackendGroup {
         services: vec![ServiceBackend {
             id: Arc::from(name),
             weight: 100,
-            endpoints: vec![Endpoint {
+            endpoints: Arc::from([Endpoint {
                 address: SocketAddr::from(([127, 0, 0, 1], 80)),
                 weight: 1,
                 ready: true,
                 serving: true,
                 terminating: false,
-            }],
+            }]),
             unavailable: None,
             policy: LbPolicy::default(),
         }],
@@ -27,7 +27,7 @@ fn route(path: PathMatch, name: &str) -> Route {
     Route {
         path,
         backend: group(name),
-        source: format!("ns/{name}"),
+        source: format!("ns/{name}").into(),
     }
 }
 
