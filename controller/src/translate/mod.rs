@@ -88,9 +88,9 @@ fn precedence<'a>(
 }
 
 /// The controller-wide `--default-backend`, used only when no Ingress sets a global one.
-fn settings_default_backend(
-    settings: &Settings,
-    resolver: &mut backend::Resolver<'_>,
+fn settings_default_backend<'a>(
+    settings: &'a Settings,
+    resolver: &mut backend::Resolver<'a>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<BackendGroup> {
     let value = settings.default_backend.as_deref()?;

@@ -5,65 +5,80 @@ use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use crate::translate::annotations;
 use crate::translate::backend::{PortRef, SliceIndex};
-use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, ServiceBackendPort};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::BackendProtocol;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// `appProtocol` value that asks for HTTP/2 prior knowledge (KEP-3726).
 const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
 
+/// What [`backend_protocol`] answers for one backend.
+type Answer = Result<(BackendProtocol, Option<String>), String>;
+
+/// A backend as Ingresses name it: `(namespace, service, port)`.
+type BackendKey<'a> = (&'a str, &'a str, PortRef);
+
 /// Protocols of every backend the served Ingresses (and `--default-backend`) name, by
 /// backend id. The oldest Ingress decides a Service port's protocol; a later one that asks
 /// for another gets a Diagnostic. Plain HTTP is the default and is not listed.
-pub(super) fn protocols(
-    store: &Store,
+pub(super) fn protocols<'a>(
+    store: &'a Store,
     slices: &SliceIndex<'_>,
-    settings: &Settings,
-    served: &[(&ObjectKey, &Ingress)],
+    settings: &'a Settings,
+    served: &[(&'a ObjectKey, &'a Ingress)],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
-    let mut decided: BTreeMap<Arc<str>, (String, BackendProtocol)> = BTreeMap::new();
-    let mut decide = |source: &str, ingress, namespace: &str, service: &IngressServiceBackend| {
-        let Some(port) = service.port.as_ref() else {
-            return;
+    // Backend → the source that decided its protocol, and the protocol.
+    let mut decided: HashMap<BackendKey<'a>, (Rc<str>, BackendProtocol)> = HashMap::new();
+    // The answer for backends named by an Ingress without protocol annotations of its own:
+    // it depends on the Service alone, so it is worked out once per backend.
+    let mut by_service: HashMap<BackendKey<'a>, Answer> = HashMap::new();
+    let mut decide = |source: &Rc<str>, ingress: Option<&Ingress>, backend: BackendKey<'a>| {
+        let (namespace, service, port) = &backend;
+        let id = || format!("{namespace}/{service}:{port}");
+        let own = ingress.filter(|i| has_protocol_annotations(&i.metadata));
+        let answer = match own {
+            Some(_) => backend_protocol(store, slices, own, namespace, service, port),
+            None => by_service
+                .entry(backend.clone())
+                .or_insert_with(|| backend_protocol(store, slices, None, namespace, service, port))
+                .clone(),
         };
-        let Some(port) = PortRef::from_backend_port(port) else {
-            return;
+        let protocol = match answer {
+            Ok((p, None)) => p,
+            Ok((p, Some(why))) => {
+                let reason = format!("backend {}: {why}", id());
+                diagnostics.push(Diagnostic::new("Ingress", &**source, reason));
+                p
+            }
+            Err(why) => {
+                let reason = format!("backend {}: {why}; plain HTTP is used", id());
+                diagnostics.push(Diagnostic::new("Ingress", &**source, reason));
+                BackendProtocol::Http
+            }
         };
-        let id: Arc<str> = Arc::from(format!("{namespace}/{}:{port}", service.name));
-        let protocol =
-            match backend_protocol(store, slices, ingress, namespace, &service.name, &port) {
-                Ok((p, None)) => p,
-                Ok((p, Some(why))) => {
-                    let reason = format!("backend {id}: {why}");
-                    diagnostics.push(Diagnostic::new("Ingress", source, reason));
-                    p
-                }
-                Err(why) => {
-                    let reason = format!("backend {id}: {why}; plain HTTP is used");
-                    diagnostics.push(Diagnostic::new("Ingress", source, reason));
-                    BackendProtocol::Http
-                }
-            };
-        match decided.get(&id) {
+        match decided.get(&backend) {
             None => {
-                decided.insert(id, (source.to_string(), protocol));
+                decided.insert(backend, (source.clone(), protocol));
             }
             Some((winner, chosen)) if *chosen != protocol => {
                 let reason = format!(
-                    "backend {id} is already used as {} by {winner}, which takes precedence; \
+                    "backend {} is already used as {} by {winner}, which takes precedence; \
                      that protocol applies",
+                    id(),
                     protocol_name(chosen)
                 );
-                diagnostics.push(Diagnostic::new("Ingress", source, reason));
+                diagnostics.push(Diagnostic::new("Ingress", &**source, reason));
             }
             Some(_) => {}
         }
     };
     for (key, ingress) in served {
-        let source = key.to_string();
         let Some(spec) = &ingress.spec else { continue };
+        let source: Rc<str> = Rc::from(key.to_string());
         let paths = spec
             .rules
             .iter()
@@ -72,35 +87,33 @@ pub(super) fn protocols(
             .flat_map(|h| &h.paths);
         let backends = spec.default_backend.iter().chain(paths.map(|p| &p.backend));
         for service in backends.filter_map(|b| b.service.as_ref()) {
-            decide(&source, Some(*ingress), &key.namespace, service);
+            let port = service.port.as_ref().and_then(PortRef::from_backend_port);
+            let Some(port) = port else { continue };
+            let backend = (key.namespace.as_str(), service.name.as_str(), port);
+            decide(&source, Some(*ingress), backend);
         }
     }
-    if let Some((namespace, name, port)) = settings
+    if let Some(backend) = settings
         .default_backend
         .as_deref()
         .and_then(crate::translate::backend::parse_backend_ref)
     {
-        let port = match port {
-            PortRef::Name(n) => ServiceBackendPort {
-                name: Some(n),
-                number: None,
-            },
-            PortRef::Number(n) => ServiceBackendPort {
-                name: None,
-                number: Some(n),
-            },
-        };
-        let service = IngressServiceBackend {
-            name: name.to_string(),
-            port: Some(port),
-        };
-        decide("--default-backend", None, namespace, &service);
+        decide(&Rc::from("--default-backend"), None, backend);
     }
     decided
         .into_iter()
         .filter(|(_, (_, p))| *p != BackendProtocol::Http)
-        .map(|(id, (_, p))| (id, p))
+        .map(|((namespace, service, port), (_, p))| {
+            (Arc::from(format!("{namespace}/{service}:{port}")), p)
+        })
         .collect()
+}
+
+/// Whether an Ingress sets the backend protocol or CA itself (else its backends' protocols
+/// depend on their Services alone).
+fn has_protocol_annotations(meta: &ObjectMeta) -> bool {
+    annotations::get(meta, "backend-protocol").is_some()
+        || annotations::get(meta, "backend-ca-secret").is_some()
 }
 
 fn protocol_name(p: &BackendProtocol) -> &'static str {
