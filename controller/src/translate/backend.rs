@@ -148,17 +148,7 @@ impl<'a> Resolver<'a> {
             policies,
             diagnostics,
         } = self;
-        let entry = services.entry((namespace, service)).or_insert_with(|| {
-            let key = ObjectKey::new(namespace, service);
-            ServiceEntry {
-                name: key.to_string(),
-                service: store.services.get(&key),
-                policy: policies
-                    .get(namespace, service)
-                    .map(|(k, p)| (k.to_string(), p)),
-                ports: Vec::new(),
-            }
-        });
+        let entry = service_entry(services, store, policies, namespace, service);
         let found = entry.ports.iter().find(|(p, _)| p == port);
         let mut backend = match found {
             Some((_, backend)) => backend.clone(),
@@ -185,6 +175,18 @@ impl<'a> Resolver<'a> {
         backend
     }
 
+    /// The Service `namespace/name`, when it exists.
+    pub(crate) fn service(&mut self, namespace: &'a str, name: &'a str) -> Option<&'a Service> {
+        service_entry(
+            &mut self.services,
+            self.store,
+            &self.policies,
+            namespace,
+            name,
+        )
+        .service
+    }
+
     /// Diagnostics about EndpointSlices seen while resolving.
     pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
         self.diagnostics
@@ -194,6 +196,27 @@ impl<'a> Resolver<'a> {
     pub(crate) fn slices(&self) -> &SliceIndex<'a> {
         &self.slices
     }
+}
+
+/// The entry of Service `namespace/name`, looked up the first time it is named.
+fn service_entry<'s, 'a>(
+    services: &'s mut HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
+    store: &'a Store,
+    policies: &PolicyIndex<'a>,
+    namespace: &'a str,
+    name: &'a str,
+) -> &'s mut ServiceEntry<'a> {
+    services.entry((namespace, name)).or_insert_with(|| {
+        let key = ObjectKey::new(namespace, name);
+        ServiceEntry {
+            name: key.to_string(),
+            service: store.services.get(&key),
+            policy: policies
+                .get(namespace, name)
+                .map(|(k, p)| (k.to_string(), p)),
+            ports: Vec::with_capacity(1),
+        }
+    })
 }
 
 /// Resolves the ports of Services against their EndpointSlices.

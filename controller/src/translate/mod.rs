@@ -30,7 +30,7 @@ use proxy::table::{BackendGroup, RoutingTable};
 /// Diagnostics, in sorted order, whatever order the objects arrived in.
 pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::new();
+    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::with_capacity(store.ingresses.len());
     for (key, ingress) in &store.ingresses {
         if !is_served(store, settings, key, ingress) {
             continue;
@@ -66,7 +66,7 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
     diagnostics.extend(more);
     tls::apply(
         store,
-        resolver.slices(),
+        &mut resolver,
         settings,
         &served,
         &mut table,

@@ -10,7 +10,7 @@ use crate::store::ObjectKey;
 use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{BackendGroup, HostMatch, PathMatch, Route, RoutingTable, VirtualHost};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Routes and default backend of one host, each remembering which Ingress set it.
@@ -98,7 +98,8 @@ impl std::fmt::Display for BackendField {
 
 #[derive(Default)]
 pub(crate) struct TableBuilder {
-    hosts: BTreeMap<HostMatch, HostEntry>,
+    /// Sorted when the table is finished.
+    hosts: HashMap<HostMatch, HostEntry>,
     global_default: Option<(String, BackendGroup)>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -209,7 +210,7 @@ impl TableBuilder {
     /// The table (hosts, routes and TLS bindings sorted) and the Diagnostics found while
     /// building it. `fallback` is the global default backend when no Ingress set one.
     pub(crate) fn finish(self, fallback: Option<BackendGroup>) -> (RoutingTable, Vec<Diagnostic>) {
-        let virtual_hosts = self
+        let mut virtual_hosts: Vec<VirtualHost> = self
             .hosts
             .into_iter()
             .map(|(host, entry)| VirtualHost {
@@ -218,6 +219,8 @@ impl TableBuilder {
                 default_backend: entry.default_backend.map(|(_, b)| b),
             })
             .collect();
+        // Hosts are distinct: the order is total.
+        virtual_hosts.sort_unstable_by(|a, b| a.host.cmp(&b.host));
         let table = RoutingTable {
             virtual_hosts,
             default_backend: self.global_default.map(|(_, b)| b).or(fallback),

@@ -233,7 +233,7 @@ fn valid_hsts(value: &str) -> bool {
 /// policies, the default certificate and backend protocols. `served` is in precedence order.
 pub(crate) fn apply<'a>(
     store: &'a Store,
-    slices: &super::backend::SliceIndex<'_>,
+    resolver: &mut super::backend::Resolver<'a>,
     settings: &'a Settings,
     served: &[(&'a ObjectKey, &'a Ingress)],
     table: &mut RoutingTable,
@@ -268,5 +268,5 @@ pub(crate) fn apply<'a>(
             })
             .ok()
     });
-    table.backend_protocols = protocol::protocols(store, slices, settings, served, diagnostics);
+    table.backend_protocols = protocol::protocols(store, resolver, settings, served, diagnostics);
 }

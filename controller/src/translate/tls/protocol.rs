@@ -4,10 +4,12 @@ use super::{secret_field, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
 use crate::translate::annotations;
-use crate::translate::backend::{PortRef, SliceIndex};
+use crate::translate::backend::{PortRef, Resolver, SliceIndex};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::BackendProtocol;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,25 +28,39 @@ type BackendKey<'a> = (&'a str, &'a str, PortRef);
 /// for another gets a Diagnostic. Plain HTTP is the default and is not listed.
 pub(super) fn protocols<'a>(
     store: &'a Store,
-    slices: &SliceIndex<'_>,
+    resolver: &mut Resolver<'a>,
     settings: &'a Settings,
     served: &[(&'a ObjectKey, &'a Ingress)],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
     // Backend → the source that decided its protocol, and the protocol.
-    let mut decided: HashMap<BackendKey<'a>, (Rc<str>, BackendProtocol)> = HashMap::new();
+    let mut decided: HashMap<BackendKey<'a>, (Rc<str>, BackendProtocol)> =
+        HashMap::with_capacity(served.len());
     // The answer for backends named by an Ingress without protocol annotations of its own:
     // it depends on the Service alone, so it is worked out once per backend.
-    let mut by_service: HashMap<BackendKey<'a>, Answer> = HashMap::new();
+    let mut by_service: HashMap<BackendKey<'a>, Answer> = HashMap::with_capacity(served.len());
     let mut decide = |source: &Rc<str>, ingress: Option<&Ingress>, backend: BackendKey<'a>| {
         let (namespace, service, port) = &backend;
         let id = || format!("{namespace}/{service}:{port}");
         let own = ingress.filter(|i| has_protocol_annotations(&i.metadata));
         let answer = match own {
-            Some(_) => backend_protocol(store, slices, own, namespace, service, port),
+            Some(_) => {
+                let svc = resolver.service(namespace, service);
+                backend_protocol(
+                    store,
+                    resolver.slices(),
+                    own,
+                    svc,
+                    (namespace, service, port),
+                )
+            }
             None => by_service
                 .entry(backend.clone())
-                .or_insert_with(|| backend_protocol(store, slices, None, namespace, service, port))
+                .or_insert_with(|| {
+                    let svc = resolver.service(namespace, service);
+                    let at = (*namespace, *service, port);
+                    backend_protocol(store, resolver.slices(), None, svc, at)
+                })
                 .clone(),
         };
         let protocol = match answer {
@@ -128,29 +144,33 @@ fn protocol_name(p: &BackendProtocol) -> &'static str {
 /// Ingress's `backend-protocol`, else the Service's, else `appProtocol: kubernetes.io/h2c` on
 /// the Service port or its EndpointSlice port. `Err` explains an unusable annotation; a
 /// problem that still leaves a protocol (an unusable CA Secret) comes with it.
+/// `svc` is the Service, when it exists.
 pub(crate) fn backend_protocol(
     store: &Store,
     slices: &SliceIndex<'_>,
     ingress: Option<&Ingress>,
-    namespace: &str,
-    service: &str,
-    port: &PortRef,
-) -> Result<(BackendProtocol, Option<String>), String> {
-    let svc = store.services.get(&ObjectKey::new(namespace, service));
-    let mut metas = Vec::new();
-    metas.extend(ingress.map(|i| &i.metadata));
-    metas.extend(svc.map(|s| &s.metadata));
-    let annotated = annotations::first(&metas, "backend-protocol");
-    let value = match annotated {
-        Some(v) => v.to_ascii_uppercase(),
-        None if app_protocol_h2c(store, slices, namespace, service, port) => "H2C".to_string(),
-        None => "HTTP".to_string(),
+    svc: Option<&Service>,
+    (namespace, service, port): (&str, &str, &PortRef),
+) -> Answer {
+    let metas = [ingress.map(|i| &i.metadata), svc.map(|s| &s.metadata)];
+    let first = |key| {
+        metas
+            .iter()
+            .flatten()
+            .find_map(|meta| annotations::get(meta, key))
     };
-    match value.as_str() {
+    let value = match first("backend-protocol") {
+        Some(v) => Cow::Owned(v.to_ascii_uppercase()),
+        None if svc.is_some_and(|svc| app_protocol_h2c(slices, svc, namespace, service, port)) => {
+            Cow::Borrowed("H2C")
+        }
+        None => Cow::Borrowed("HTTP"),
+    };
+    match &*value {
         "HTTP" => Ok((BackendProtocol::Http, None)),
         "H2C" | "GRPC" => Ok((BackendProtocol::H2c, None)),
         "HTTPS" => {
-            let (ca, problem) = match annotations::first(&metas, "backend-ca-secret") {
+            let (ca, problem) = match first("backend-ca-secret") {
                 None => (None, None),
                 Some(name) => match ca_bundle(store, namespace, name) {
                     Ok(ca) => (Some(ca), None),
@@ -186,15 +206,12 @@ fn ca_bundle(store: &Store, namespace: &str, name: &str) -> Result<Arc<[u8]>, St
 
 /// Whether the Service port (or the matching EndpointSlice port) says `kubernetes.io/h2c`.
 fn app_protocol_h2c(
-    store: &Store,
     slices: &SliceIndex<'_>,
+    svc: &Service,
     namespace: &str,
     service: &str,
     port: &PortRef,
 ) -> bool {
-    let Some(svc) = store.services.get(&ObjectKey::new(namespace, service)) else {
-        return false;
-    };
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_deref());
     let Some(service_port) = ports.unwrap_or_default().iter().find(|p| match port {
         PortRef::Name(n) => p.name.as_deref() == Some(n.as_str()),
