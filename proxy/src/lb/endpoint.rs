@@ -82,7 +82,8 @@ type ServiceStates = HashMap<SocketAddr, Arc<EndpointState>>;
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
     /// Every Service of the table (also those without endpoints) with its endpoints' states.
-    services: HashMap<Arc<str>, ServiceStates>,
+    /// Shared between generations while a Service's endpoints do not change.
+    services: HashMap<Arc<str>, Arc<ServiceStates>>,
     /// Maglev tables by service id, reused while the endpoints and weights are unchanged.
     maglev: HashMap<Arc<str>, (MaglevInputs, Arc<Maglev>)>,
     /// Client-IP affinity bindings by service id.
@@ -153,6 +154,13 @@ impl ServiceStatesBuilder<'_> {
     }
 }
 
+impl ServiceStatesBuilder<'_> {
+    /// Records the state an unchanged endpoint already has.
+    pub fn keep(&mut self, address: SocketAddr, state: &Arc<EndpointState>) {
+        self.next.entry(address).or_insert_with(|| state.clone());
+    }
+}
+
 fn new_state(added_at: Option<Instant>) -> Arc<EndpointState> {
     Arc::new(EndpointState {
         in_flight: AtomicU64::new(0),
@@ -165,13 +173,31 @@ impl RegistryBuilder<'_> {
     /// The endpoint states of Service `service`; marks it present even when it has no
     /// endpoint (so its first endpoint later slow-starts).
     pub fn service(&mut self, service: &Arc<str>) -> ServiceStatesBuilder<'_> {
-        let previous = self.previous.services.get(service);
+        let previous = self.previous.services.get(service).map(|s| &**s);
         let next = self
             .next
             .services
             .entry(service.clone())
-            .or_insert_with(|| HashMap::with_capacity(previous.map_or(0, HashMap::len)));
-        ServiceStatesBuilder { previous, next }
+            .or_insert_with(|| Arc::new(HashMap::with_capacity(previous.map_or(0, HashMap::len))));
+        ServiceStatesBuilder {
+            previous,
+            next: Arc::make_mut(next),
+        }
+    }
+
+    /// Takes the previous states of Service `service` over as they are, when nothing of the
+    /// new table recorded states for it yet and the previous generation knew exactly
+    /// `endpoints` distinct endpoints of it (the caller holds all of them). `false`: record
+    /// them one by one.
+    pub fn share(&mut self, service: &Arc<str>, endpoints: usize) -> bool {
+        let Some(previous) = self.previous.services.get(service) else {
+            return false;
+        };
+        if previous.len() != endpoints || self.next.services.contains_key(service) {
+            return false;
+        }
+        self.next.services.insert(service.clone(), previous.clone());
+        true
     }
 
     /// The state of one endpoint of `service`; see [`ServiceStatesBuilder::state`].
