@@ -20,6 +20,16 @@ const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
 /// What [`backend_protocol`] answers for one backend.
 type Answer = Result<(BackendProtocol, Option<String>), String>;
 
+/// What is known about one backend while protocols are decided.
+#[derive(Default)]
+struct Slot {
+    /// The answer when the Ingress sets no protocol annotation of its own: it depends on the
+    /// Service alone, so it is worked out once.
+    by_service: Option<Answer>,
+    /// The source that decided the protocol (the oldest naming the backend), and the protocol.
+    decided: Option<(Rc<str>, BackendProtocol)>,
+}
+
 /// A backend as Ingresses name it: `(namespace, service, port)`.
 type BackendKey<'a> = (&'a str, &'a str, PortRef);
 
@@ -33,35 +43,20 @@ pub(super) fn protocols<'a>(
     served: &[(&'a ObjectKey, &'a Ingress)],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
-    // Backend → the source that decided its protocol, and the protocol.
-    let mut decided: HashMap<BackendKey<'a>, (Rc<str>, BackendProtocol)> =
-        HashMap::with_capacity(served.len());
-    // The answer for backends named by an Ingress without protocol annotations of its own:
-    // it depends on the Service alone, so it is worked out once per backend.
-    let mut by_service: HashMap<BackendKey<'a>, Answer> = HashMap::with_capacity(served.len());
+    let mut backends: HashMap<BackendKey<'a>, Slot> = HashMap::with_capacity(2 * served.len());
     let mut decide = |source: &Rc<str>, ingress: Option<&Ingress>, backend: BackendKey<'a>| {
         let (namespace, service, port) = &backend;
         let id = || format!("{namespace}/{service}:{port}");
         let own = ingress.filter(|i| has_protocol_annotations(&i.metadata));
+        let slot = backends.entry(backend.clone()).or_default();
+        let mut answer = |ingress| {
+            let svc = resolver.service(namespace, service);
+            let at = (*namespace, *service, port);
+            backend_protocol(store, resolver.slices(), ingress, svc, at)
+        };
         let answer = match own {
-            Some(_) => {
-                let svc = resolver.service(namespace, service);
-                backend_protocol(
-                    store,
-                    resolver.slices(),
-                    own,
-                    svc,
-                    (namespace, service, port),
-                )
-            }
-            None => by_service
-                .entry(backend.clone())
-                .or_insert_with(|| {
-                    let svc = resolver.service(namespace, service);
-                    let at = (*namespace, *service, port);
-                    backend_protocol(store, resolver.slices(), None, svc, at)
-                })
-                .clone(),
+            Some(_) => answer(own),
+            None => slot.by_service.get_or_insert_with(|| answer(None)).clone(),
         };
         let protocol = match answer {
             Ok((p, None)) => p,
@@ -76,10 +71,8 @@ pub(super) fn protocols<'a>(
                 BackendProtocol::Http
             }
         };
-        match decided.get(&backend) {
-            None => {
-                decided.insert(backend, (source.clone(), protocol));
-            }
+        match &slot.decided {
+            None => slot.decided = Some((source.clone(), protocol)),
             Some((winner, chosen)) if *chosen != protocol => {
                 let reason = format!(
                     "backend {} is already used as {} by {winner}, which takes precedence; \
@@ -116,10 +109,11 @@ pub(super) fn protocols<'a>(
     {
         decide(&Rc::from("--default-backend"), None, backend);
     }
-    decided
+    backends
         .into_iter()
-        .filter(|(_, (_, p))| *p != BackendProtocol::Http)
-        .map(|((namespace, service, port), (_, p))| {
+        .filter_map(|(backend, slot)| Some((backend, slot.decided?.1)))
+        .filter(|(_, p)| *p != BackendProtocol::Http)
+        .map(|((namespace, service, port), p)| {
             (Arc::from(format!("{namespace}/{service}:{port}")), p)
         })
         .collect()
