@@ -311,6 +311,10 @@ impl Ports<'_, '_> {
                 }
             }
         }
+        if found.windows(2).all(|w| w[0].address < w[1].address) {
+            // Already sorted and without duplicates (the common case: one slice).
+            return found;
+        }
         // Stable: among equally usable duplicates the first seen stays first and is kept.
         found.sort_by(|a, b| {
             a.address
