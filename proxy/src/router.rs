@@ -120,20 +120,33 @@ impl Group {
     }
 }
 
+/// Balancers by service id and policy.
+type Balancers = HashMap<(Arc<str>, LbPolicy), Arc<ServiceBalancer>>;
+
 /// Reuses one balancer per (service id, policy) while compiling, so routes sharing a Service
-/// share its round-robin position; live endpoint state comes from the registry.
+/// share its round-robin position; live endpoint state comes from the registry. A balancer of
+/// the previous router whose Service is unchanged is carried over instead of rebuilt.
 struct BalancerCache<'r, 'p> {
-    by_id: HashMap<(Arc<str>, LbPolicy), Arc<ServiceBalancer>>,
+    by_id: Balancers,
+    previous: &'r Balancers,
     registry: &'r mut RegistryBuilder<'p>,
 }
 
 impl BalancerCache<'_, '_> {
     fn get(&mut self, s: &crate::table::ServiceBackend) -> Arc<ServiceBalancer> {
-        let registry = &mut *self.registry;
-        self.by_id
-            .entry((s.id.clone(), s.policy.clone()))
-            .or_insert_with(|| Arc::new(ServiceBalancer::new(s, registry)))
-            .clone()
+        let key = (s.id.clone(), s.policy.clone());
+        if let Some(balancer) = self.by_id.get(&key) {
+            return balancer.clone();
+        }
+        let balancer = match self.previous.get(&key) {
+            Some(previous) if previous.can_serve(s) => {
+                previous.carry_over(self.registry);
+                previous.clone()
+            }
+            _ => Arc::new(ServiceBalancer::new(s, self.registry)),
+        };
+        self.by_id.insert(key, balancer.clone());
+        balancer
     }
 }
 
@@ -176,15 +189,26 @@ pub struct Router {
     hosts: HostMap<CompiledHost>,
     default_backend: Option<RouteTarget>,
     table: Arc<RoutingTable>,
-    /// Every balancer of the table, for the debug view.
-    balancers: Vec<Arc<ServiceBalancer>>,
+    /// Every balancer of the table, for the debug view and the next table.
+    balancers: Balancers,
 }
 
 impl Router {
     /// Compiles a routing table; endpoint state is taken from (and recorded in) `registry`.
     pub fn new(table: Arc<RoutingTable>, registry: &mut RegistryBuilder<'_>) -> Router {
+        Router::compile(table, registry, &Router::default())
+    }
+
+    /// Like [`Router::new`], carrying over the balancers of `previous` whose Service did not
+    /// change (with their round-robin positions).
+    pub fn compile(
+        table: Arc<RoutingTable>,
+        registry: &mut RegistryBuilder<'_>,
+        previous: &Router,
+    ) -> Router {
         let mut balancers = BalancerCache {
-            by_id: HashMap::new(),
+            by_id: HashMap::with_capacity(previous.balancers.len()),
+            previous: &previous.balancers,
             registry,
         };
         let mut router = Router {
@@ -205,7 +229,7 @@ impl Router {
             for route in &vhost.routes {
                 let target = RouteTarget {
                     group: Arc::new(Group::compile(&route.backend, &mut balancers)),
-                    label: Arc::from(route.source.as_str()),
+                    label: route.source.clone(),
                 };
                 let map = match route.path.kind {
                     PathKind::Exact => &mut host.exact,
@@ -217,13 +241,13 @@ impl Router {
             router.hosts.insert(&vhost.host, host);
         }
         router.table = table;
-        router.balancers = balancers.by_id.into_values().collect();
+        router.balancers = balancers.by_id;
         router
     }
 
     /// Every Service balancer of this table (one per Service and policy).
     pub fn balancers(&self) -> Vec<Arc<ServiceBalancer>> {
-        self.balancers.clone()
+        self.balancers.values().cloned().collect()
     }
 
     /// The table this router was compiled from.

@@ -69,12 +69,13 @@ impl ProxyState {
     /// Publishes a table. Returns `false` (and changes nothing) when it equals the table in
     /// effect, so no-op updates cost nothing on the data plane.
     pub fn publish(&self, table: RoutingTable) -> bool {
-        if **self.router.load().table() == table && self.generation() > 0 {
+        let current = self.router.load_full();
+        if **current.table() == table && self.generation() > 0 {
             return false;
         }
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = EndpointRegistry::next_generation(&registry);
-        let router = Router::new(Arc::new(table), &mut next);
+        let router = Router::compile(Arc::new(table), &mut next, &current);
         *registry = next.finish();
         self.health.update(registry.check_targets());
         // Certificates first: a request routed by the new table finds its host's policy.

@@ -7,12 +7,13 @@
 use super::policy::{self, Layers, PolicyIndex};
 use crate::diagnostic::Diagnostic;
 use crate::store::{ObjectKey, Store};
-use k8s_openapi::api::core::v1::ServicePort;
+use crds::BackendPolicy;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{Endpoint, LbPolicy, ServiceBackend};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -90,12 +91,25 @@ impl PortRef {
     }
 }
 
+/// What translate reads about one Service, looked up once however many paths name it.
+struct ServiceEntry<'a> {
+    /// `namespace/name`, naming the Service in Diagnostics.
+    name: String,
+    /// The Service, when it exists.
+    service: Option<&'a Service>,
+    /// The BackendPolicy in effect with its `namespace/name`.
+    policy: Option<(String, &'a BackendPolicy)>,
+    /// The backends of the ports named so far (a Service has few).
+    ports: Vec<(PortRef, ServiceBackend)>,
+}
+
 /// Resolves backends against one Store, indexing EndpointSlices once and resolving each
-/// Service port once however many routes name it.
+/// Service (and each of its ports) once however many routes name it.
 pub(crate) struct Resolver<'a> {
     store: &'a Store,
     slices: SliceIndex<'a>,
-    cache: HashMap<(String, String, PortRef), ServiceBackend>,
+    /// By `(namespace, name)`.
+    services: HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
     /// The BackendPolicy in effect for each Service.
     policies: PolicyIndex<'a>,
     /// Problems found in EndpointSlices, BackendPolicies and load-balancing settings.
@@ -111,53 +125,66 @@ impl<'a> Resolver<'a> {
         Resolver {
             store,
             slices,
-            cache: HashMap::new(),
+            services: HashMap::with_capacity(store.services.len()),
             policies,
             diagnostics,
         }
     }
 
-    /// [`Resolver::resolve`] plus the load-balancing policy, which also depends on the Ingress
-    /// (`ingress`: its `namespace/name` and metadata; `None` for the controller's default).
+    /// The backend for `namespace/service:port` with its load-balancing policy, which also
+    /// depends on the Ingress (`ingress`: its `namespace/name` and metadata; `None` for the
+    /// controller's default). `unavailable` says why it cannot serve.
     pub(crate) fn resolve_for(
         &mut self,
         ingress: Option<(&str, &ObjectMeta)>,
-        namespace: &str,
-        service: &str,
+        namespace: &'a str,
+        service: &'a str,
         port: &PortRef,
     ) -> ServiceBackend {
-        let mut backend = self.resolve(namespace, service, port);
-        let policy = self.policies.get(namespace, service);
-        let policy_name = policy.map(|(key, _)| key.to_string());
-        let service_key = ObjectKey::new(namespace, service);
-        let service_name = service_key.to_string();
-        let layers = Layers {
-            policy: policy_name.as_deref().zip(policy.map(|(_, p)| &p.spec)),
-            ingress,
-            service: self
-                .store
-                .services
-                .get(&service_key)
-                .map(|s| (service_name.as_str(), s)),
+        let Resolver {
+            store,
+            slices,
+            services,
+            policies,
+            diagnostics,
+        } = self;
+        let entry = service_entry(services, store, policies, namespace, service);
+        let found = entry.ports.iter().find(|(p, _)| p == port);
+        let mut backend = match found {
+            Some((_, backend)) => backend.clone(),
+            None => {
+                let ports = Ports {
+                    slices,
+                    policies,
+                    diagnostics: &mut *diagnostics,
+                };
+                let resolved = ports.resolve(namespace, service, entry.service, port);
+                entry.ports.push((port.clone(), resolved.clone()));
+                resolved
+            }
         };
-        backend.policy = policy::resolve_policy(layers, &mut self.diagnostics);
+        let layers = Layers {
+            policy: entry
+                .policy
+                .as_ref()
+                .map(|(name, p)| (name.as_str(), &p.spec)),
+            ingress,
+            service: entry.service.map(|s| (entry.name.as_str(), s)),
+        };
+        backend.policy = policy::resolve_policy(layers, diagnostics);
         backend
     }
 
-    /// The backend for `namespace/service:port`; `unavailable` says why it cannot serve.
-    pub(crate) fn resolve(
-        &mut self,
-        namespace: &str,
-        service: &str,
-        port: &PortRef,
-    ) -> ServiceBackend {
-        let key = (namespace.to_string(), service.to_string(), port.clone());
-        if let Some(hit) = self.cache.get(&key) {
-            return hit.clone();
-        }
-        let resolved = self.resolve_uncached(namespace, service, port);
-        self.cache.insert(key, resolved.clone());
-        resolved
+    /// The Service `namespace/name`, when it exists.
+    pub(crate) fn service(&mut self, namespace: &'a str, name: &'a str) -> Option<&'a Service> {
+        service_entry(
+            &mut self.services,
+            self.store,
+            &self.policies,
+            namespace,
+            name,
+        )
+        .service
     }
 
     /// Diagnostics about EndpointSlices seen while resolving.
@@ -165,20 +192,58 @@ impl<'a> Resolver<'a> {
         self.diagnostics
     }
 
-    fn resolve_uncached(
-        &mut self,
+    /// The EndpointSlice index, for other parts of translate that read slices.
+    pub(crate) fn slices(&self) -> &SliceIndex<'a> {
+        &self.slices
+    }
+}
+
+/// The entry of Service `namespace/name`, looked up the first time it is named.
+fn service_entry<'s, 'a>(
+    services: &'s mut HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
+    store: &'a Store,
+    policies: &PolicyIndex<'a>,
+    namespace: &'a str,
+    name: &'a str,
+) -> &'s mut ServiceEntry<'a> {
+    services.entry((namespace, name)).or_insert_with(|| {
+        let key = ObjectKey::new(namespace, name);
+        ServiceEntry {
+            name: key.to_string(),
+            service: store.services.get(&key),
+            policy: policies
+                .get(namespace, name)
+                .map(|(k, p)| (k.to_string(), p)),
+            ports: Vec::with_capacity(1),
+        }
+    })
+}
+
+/// Resolves the ports of Services against their EndpointSlices.
+struct Ports<'r, 'a> {
+    slices: &'r SliceIndex<'a>,
+    policies: &'r PolicyIndex<'a>,
+    diagnostics: &'r mut Vec<Diagnostic>,
+}
+
+impl Ports<'_, '_> {
+    /// The backend of port `port` of Service `namespace/service` (`svc` when it exists), with
+    /// the default policy.
+    fn resolve(
+        self,
         namespace: &str,
         service: &str,
+        svc: Option<&Service>,
         port: &PortRef,
     ) -> ServiceBackend {
         let mut backend = ServiceBackend {
             id: Arc::from(format!("{namespace}/{service}:{port}")),
             weight: SINGLE_SERVICE_WEIGHT,
-            endpoints: Vec::new(),
+            endpoints: Arc::from([]),
             unavailable: None,
             policy: LbPolicy::default(),
         };
-        let Some(svc) = self.store.services.get(&ObjectKey::new(namespace, service)) else {
+        let Some(svc) = svc else {
             backend.unavailable = Some(format!("service {namespace}/{service} not found"));
             return backend;
         };
@@ -192,28 +257,22 @@ impl<'a> Resolver<'a> {
             backend.unavailable = Some(format!("service {namespace}/{service} has no port {port}"));
             return backend;
         };
-        backend.endpoints = self.endpoints(namespace, service, service_port);
+        backend.endpoints = self.endpoints(namespace, service, service_port).into();
         backend
     }
 
-    /// The EndpointSlice index, for other parts of translate that read slices.
-    pub(crate) fn slices(&self) -> &SliceIndex<'a> {
-        &self.slices
-    }
-
     /// The union of the Service's slices, one Endpoint per address (the most usable one wins
-    /// when slices disagree, e.g. during a rollout), sorted by address.
+    /// when slices disagree, e.g. during a rollout; the first seen on a tie), sorted by address.
     fn endpoints(
-        &mut self,
+        self,
         namespace: &str,
         service: &str,
         service_port: &ServicePort,
     ) -> Vec<Endpoint> {
         let wanted = unnamed_if_empty(service_port.name.as_deref());
         let weights = self.policies.weights(namespace, service);
-        let mut by_address: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
-        let slices = self.slices.of(namespace, service).to_vec();
-        for (key, slice) in slices {
+        let mut found: Vec<Endpoint> = Vec::new();
+        for &(key, slice) in self.slices.of(namespace, service) {
             if slice.address_type == "FQDN" {
                 continue;
             }
@@ -226,6 +285,7 @@ impl<'a> Resolver<'a> {
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p != 0);
             let Some(port) = port else { continue };
+            found.reserve(slice.endpoints.len());
             for endpoint in &slice.endpoints {
                 let conditions = endpoint.conditions.as_ref();
                 let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
@@ -241,25 +301,28 @@ impl<'a> Resolver<'a> {
                         ));
                         continue;
                     };
-                    let candidate = Endpoint {
+                    found.push(Endpoint {
                         address: SocketAddr::new(ip, port),
                         weight: weights.weight(ip, pod),
                         ready,
                         serving,
                         terminating,
-                    };
-                    by_address
-                        .entry(candidate.address)
-                        .and_modify(|seen| {
-                            if usability(&candidate) > usability(seen) {
-                                *seen = candidate;
-                            }
-                        })
-                        .or_insert(candidate);
+                    });
                 }
             }
         }
-        by_address.into_values().collect()
+        if found.windows(2).all(|w| w[0].address < w[1].address) {
+            // Already sorted and without duplicates (the common case: one slice).
+            return found;
+        }
+        // Stable: among equally usable duplicates the first seen stays first and is kept.
+        found.sort_by(|a, b| {
+            a.address
+                .cmp(&b.address)
+                .then_with(|| usability(b).cmp(&usability(a)))
+        });
+        found.dedup_by_key(|e| e.address);
+        found
     }
 }
 

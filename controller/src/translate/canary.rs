@@ -42,10 +42,10 @@ pub(crate) fn is_canary(key: &ObjectKey, ingress: &Ingress, out: &mut Vec<Diagno
 
 /// Attaches every canary Ingress (in precedence order, oldest first) to its primary routes.
 /// Call after every primary Ingress was added to `builder`.
-pub(crate) fn attach(
+pub(crate) fn attach<'a>(
     builder: &mut TableBuilder,
-    canaries: &[(&ObjectKey, &Ingress)],
-    resolver: &mut Resolver<'_>,
+    canaries: &[(&'a ObjectKey, &'a Ingress)],
+    resolver: &mut Resolver<'a>,
     out: &mut Vec<Diagnostic>,
 ) {
     // (host, path) → the canary Ingress that took it.

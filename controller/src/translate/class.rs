@@ -21,8 +21,13 @@ pub fn is_served(store: &Store, settings: &Settings, key: &ObjectKey, ingress: &
         }
     }
     match class_name(ingress) {
-        Some(name) => match store.ingress_classes.get(&ObjectKey::new("", name)) {
-            Some(class) => is_our_controller(class),
+        // A cluster has few IngressClasses: a scan spares building a key per Ingress.
+        Some(name) => match store
+            .ingress_classes
+            .iter()
+            .find(|(key, _)| key.namespace.is_empty() && key.name == name)
+        {
+            Some((_, class)) => is_our_controller(class),
             // Without an IngressClass object, the legacy name-only convention applies.
             None => name == settings.ingress_class,
         },

@@ -30,7 +30,7 @@ use proxy::table::{BackendGroup, RoutingTable};
 /// Diagnostics, in sorted order, whatever order the objects arrived in.
 pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::new();
+    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::with_capacity(store.ingresses.len());
     for (key, ingress) in &store.ingresses {
         if !is_served(store, settings, key, ingress) {
             continue;
@@ -66,7 +66,7 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
     diagnostics.extend(more);
     tls::apply(
         store,
-        resolver.slices(),
+        &mut resolver,
         settings,
         &served,
         &mut table,
@@ -88,9 +88,9 @@ fn precedence<'a>(
 }
 
 /// The controller-wide `--default-backend`, used only when no Ingress sets a global one.
-fn settings_default_backend(
-    settings: &Settings,
-    resolver: &mut backend::Resolver<'_>,
+fn settings_default_backend<'a>(
+    settings: &'a Settings,
+    resolver: &mut backend::Resolver<'a>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<BackendGroup> {
     let value = settings.default_backend.as_deref()?;

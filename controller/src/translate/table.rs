@@ -10,7 +10,8 @@ use crate::store::ObjectKey;
 use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{BackendGroup, HostMatch, PathMatch, Route, RoutingTable, VirtualHost};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Routes and default backend of one host, each remembering which Ingress set it.
 #[derive(Default)]
@@ -46,79 +47,118 @@ pub(crate) fn rule_paths(spec: &IngressSpec) -> impl Iterator<Item = RulePath<'_
                 .iter()
                 .flat_map(|h| &h.paths)
                 .enumerate()
-                .map(move |(j, path)| {
-                    let value = path.path.as_deref().unwrap_or_default();
-                    RulePath {
-                        field: format!("spec.rules[{i}].http.paths[{j}]"),
-                        host: host.clone(),
-                        path_match: match path.path_type.as_str() {
-                            "Exact" => PathMatch::exact(value),
-                            _ => PathMatch::prefix(value),
-                        },
-                        path,
-                    }
+                .map(move |(j, path)| RulePath {
+                    field: PathField { rule: i, path: j }.to_string(),
+                    host: host.clone(),
+                    path_match: path_match(path),
+                    path,
                 })
         })
 }
 
+/// The path rule of an Ingress path (`ImplementationSpecific` is `Prefix`).
+fn path_match(path: &HTTPIngressPath) -> PathMatch {
+    let value = path.path.as_deref().unwrap_or_default();
+    match path.path_type.as_str() {
+        "Exact" => PathMatch::exact(value),
+        _ => PathMatch::prefix(value),
+    }
+}
+
+/// `spec.rules[i].http.paths[j]`, formatted only when a Diagnostic names it.
+#[derive(Clone, Copy)]
+struct PathField {
+    rule: usize,
+    path: usize,
+}
+
+impl std::fmt::Display for PathField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spec.rules[{}].http.paths[{}]", self.rule, self.path)
+    }
+}
+
+/// Where an Ingress names a backend.
+#[derive(Clone, Copy)]
+enum BackendField {
+    /// `spec.defaultBackend`.
+    Default,
+    /// `spec.rules[i].http.paths[j].backend`.
+    Path(PathField),
+}
+
+impl std::fmt::Display for BackendField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendField::Default => f.write_str("spec.defaultBackend"),
+            BackendField::Path(path) => write!(f, "{path}.backend"),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct TableBuilder {
-    hosts: BTreeMap<HostMatch, HostEntry>,
+    /// Sorted when the table is finished.
+    hosts: HashMap<HostMatch, HostEntry>,
     global_default: Option<(String, BackendGroup)>,
     diagnostics: Vec<Diagnostic>,
 }
 
 impl TableBuilder {
     /// Adds one Ingress that is ours and passed validation; call in precedence order.
-    pub(crate) fn add(&mut self, key: &ObjectKey, ingress: &Ingress, resolver: &mut Resolver<'_>) {
+    pub(crate) fn add<'a>(
+        &mut self,
+        key: &'a ObjectKey,
+        ingress: &'a Ingress,
+        resolver: &mut Resolver<'a>,
+    ) {
         let Some(spec) = &ingress.spec else { return };
-        let source = key.to_string();
+        let source: Arc<str> = Arc::from(key.to_string());
+        let at = (&*source, &ingress.metadata);
         let default_backend = spec.default_backend.as_ref().and_then(|b| {
-            let at = (source.as_str(), &ingress.metadata);
-            self.backend_group(at, "spec.defaultBackend", b, &key.namespace, resolver)
+            self.backend_group(at, BackendField::Default, b, &key.namespace, resolver)
         });
-        let own_hosts: BTreeSet<HostMatch> = spec
-            .rules
-            .iter()
-            .flatten()
-            .map(|r| HostMatch::from_rule_host(r.host.as_deref().unwrap_or_default()))
-            .collect();
-        for RulePath {
-            field,
-            host,
-            path_match,
-            path,
-        } in rule_paths(spec)
-        {
-            if path.backend.service.is_none() {
-                self.reject_resource(&source, &format!("{field}.backend"));
-                continue;
+        for (i, rule) in spec.rules.iter().flatten().enumerate() {
+            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
+            for (j, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
+                let field = PathField { rule: i, path: j };
+                let path_match = path_match(path);
+                if path.backend.service.is_none() {
+                    self.reject_resource(&source, &format!("{field}.backend"));
+                    continue;
+                }
+                let existing = self
+                    .hosts
+                    .get(&host)
+                    .and_then(|e| e.routes.get(&path_match));
+                if let Some(winner) = existing.map(|r| r.source.clone()) {
+                    let what = format!("{field}: {} on host {host}", describe(&path_match));
+                    self.lost(&source, &winner, &what, "this path is ignored");
+                    continue;
+                }
+                let field = BackendField::Path(field);
+                let backend =
+                    self.backend_group(at, field, &path.backend, &key.namespace, resolver);
+                let Some(backend) = backend else { continue };
+                let route = Route {
+                    path: path_match.clone(),
+                    backend,
+                    source: source.clone(),
+                };
+                self.hosts
+                    .entry(host.clone())
+                    .or_default()
+                    .routes
+                    .insert(path_match, route);
             }
-            let existing = self
-                .hosts
-                .get(&host)
-                .and_then(|e| e.routes.get(&path_match));
-            if let Some(winner) = existing.map(|r| r.source.clone()) {
-                let what = format!("{field}: {} on host {host}", describe(&path_match));
-                self.lost(&source, &winner, &what, "this path is ignored");
-                continue;
-            }
-            let field = format!("{field}.backend");
-            let at = (source.as_str(), &ingress.metadata);
-            let backend = self.backend_group(at, &field, &path.backend, &key.namespace, resolver);
-            let Some(backend) = backend else { continue };
-            let route = Route {
-                path: path_match.clone(),
-                backend,
-                source: source.clone(),
-            };
-            self.hosts
-                .entry(host)
-                .or_default()
-                .routes
-                .insert(path_match, route);
         }
         if let Some(group) = default_backend {
+            let own_hosts: BTreeSet<HostMatch> = spec
+                .rules
+                .iter()
+                .flatten()
+                .map(|r| HostMatch::from_rule_host(r.host.as_deref().unwrap_or_default()))
+                .collect();
             self.add_default_backend(&source, &own_hosts, group);
         }
     }
@@ -170,7 +210,7 @@ impl TableBuilder {
     /// The table (hosts, routes and TLS bindings sorted) and the Diagnostics found while
     /// building it. `fallback` is the global default backend when no Ingress set one.
     pub(crate) fn finish(self, fallback: Option<BackendGroup>) -> (RoutingTable, Vec<Diagnostic>) {
-        let virtual_hosts = self
+        let mut virtual_hosts: Vec<VirtualHost> = self
             .hosts
             .into_iter()
             .map(|(host, entry)| VirtualHost {
@@ -179,6 +219,8 @@ impl TableBuilder {
                 default_backend: entry.default_backend.map(|(_, b)| b),
             })
             .collect();
+        // Hosts are distinct: the order is total.
+        virtual_hosts.sort_unstable_by(|a, b| a.host.cmp(&b.host));
         let table = RoutingTable {
             virtual_hosts,
             default_backend: self.global_default.map(|(_, b)| b).or(fallback),
@@ -190,16 +232,16 @@ impl TableBuilder {
 
     /// Resolves a backend that passed validation; `None` for the `resource` kind, which pier
     /// cannot serve. An unresolvable Service still yields a group so its route answers 503.
-    fn backend_group(
+    fn backend_group<'a>(
         &mut self,
         (source, meta): (&str, &ObjectMeta),
-        field: &str,
-        backend: &IngressBackend,
-        namespace: &str,
-        resolver: &mut Resolver<'_>,
+        field: BackendField,
+        backend: &'a IngressBackend,
+        namespace: &'a str,
+        resolver: &mut Resolver<'a>,
     ) -> Option<BackendGroup> {
         let Some(service) = &backend.service else {
-            self.reject_resource(source, field);
+            self.reject_resource(source, &field.to_string());
             return None;
         };
         let port = PortRef::from_backend_port(service.port.as_ref()?)?;

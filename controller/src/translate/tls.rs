@@ -62,10 +62,12 @@ pub(crate) fn bindings(
     ingress: &Ingress,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<TlsBinding> {
+    let Some(tls) = ingress.spec.as_ref().and_then(|s| s.tls.as_ref()) else {
+        return Vec::new();
+    };
     let source = key.to_string();
-    let tls = ingress.spec.as_ref().and_then(|s| s.tls.as_ref());
     let mut out = Vec::new();
-    for (i, entry) in tls.into_iter().flatten().enumerate() {
+    for (i, entry) in tls.iter().enumerate() {
         let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
@@ -113,6 +115,8 @@ struct Claim {
 #[derive(Default)]
 pub(crate) struct HostPolicyBuilder {
     claims: BTreeMap<HostMatch, Vec<Claim>>,
+    /// Without any TLS binding no host gets a policy: annotations are only checked.
+    check_only: bool,
 }
 
 impl HostPolicyBuilder {
@@ -124,13 +128,12 @@ impl HostPolicyBuilder {
         ingress: &Ingress,
         diagnostics: &mut Vec<Diagnostic>,
     ) {
-        let source = key.to_string();
         let meta = &ingress.metadata;
         let ssl_redirect = annotations::get(meta, "ssl-redirect").and_then(|v| {
             let parsed = annotations::parse_bool(v);
             if parsed.is_none() {
                 let reason = format!("pier.dev/ssl-redirect: {v:?} is not true or false; ignored");
-                diagnostics.push(Diagnostic::new("Ingress", source.as_str(), reason));
+                diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
             }
             parsed
         });
@@ -140,10 +143,14 @@ impl HostPolicyBuilder {
             } else {
                 let reason =
                     format!("pier.dev/hsts: {v:?} is not \"max-age=SECONDS[; …]\"; ignored");
-                diagnostics.push(Diagnostic::new("Ingress", source.as_str(), reason));
+                diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
                 None
             }
         });
+        if self.check_only {
+            return;
+        }
+        let source = key.to_string();
         let rules = ingress.spec.as_ref().and_then(|s| s.rules.as_ref());
         for rule in rules.into_iter().flatten() {
             let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
@@ -224,18 +231,23 @@ fn valid_hsts(value: &str) -> bool {
 
 /// Fills the TLS parts of a freshly built table: bindings with certificates, per-host
 /// policies, the default certificate and backend protocols. `served` is in precedence order.
-pub(crate) fn apply(
-    store: &Store,
-    slices: &super::backend::SliceIndex<'_>,
-    settings: &Settings,
-    served: &[(&ObjectKey, &Ingress)],
+pub(crate) fn apply<'a>(
+    store: &'a Store,
+    resolver: &mut super::backend::Resolver<'a>,
+    settings: &'a Settings,
+    served: &[(&'a ObjectKey, &'a Ingress)],
     table: &mut RoutingTable,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let mut tls = Vec::new();
-    let mut policies = HostPolicyBuilder::default();
     for (key, ingress) in served {
         tls.extend(bindings(store, key, ingress, diagnostics));
+    }
+    let mut policies = HostPolicyBuilder {
+        check_only: tls.is_empty(),
+        ..HostPolicyBuilder::default()
+    };
+    for (key, ingress) in served {
         policies.add(key, ingress, diagnostics);
     }
     // Precedence order is kept (a host in two entries gets the oldest Ingress's certificate);
@@ -256,5 +268,5 @@ pub(crate) fn apply(
             })
             .ok()
     });
-    table.backend_protocols = protocol::protocols(store, slices, settings, served, diagnostics);
+    table.backend_protocols = protocol::protocols(store, resolver, settings, served, diagnostics);
 }

@@ -7,7 +7,35 @@
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, Ingress, IngressBackend, IngressServiceBackend, ServiceBackendPort,
 };
+use std::fmt::{Display, Formatter};
 use std::net::IpAddr;
+
+/// `spec.rules[i].http.paths[j]`; fields are formatted only for the problems found.
+struct PathField(usize, usize);
+
+impl Display for PathField {
+    fn fmt(&self, f: &mut Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spec.rules[{}].http.paths[{}]", self.0, self.1)
+    }
+}
+
+/// A field followed by more of its name.
+struct Child<'a, T>(&'a dyn Display, T);
+
+impl<T: Display> Display for Child<'_, T> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
+}
+
+/// `.path "<value>"`, naming a path by its value.
+struct PathValue<'a>(&'a str);
+
+impl Display for PathValue<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> std::fmt::Result {
+        write!(f, ".path {:?}", self.0)
+    }
+}
 
 /// Every reason the API server would reject this Ingress, each naming the offending field.
 pub(crate) fn validate(ingress: &Ingress) -> Vec<String> {
@@ -21,7 +49,7 @@ pub(crate) fn validate(ingress: &Ingress) -> Vec<String> {
         out.push("spec: either defaultBackend or rules must be specified".to_string());
     }
     if let Some(backend) = &spec.default_backend {
-        check_backend("spec.defaultBackend", backend, &mut out);
+        check_backend(&"spec.defaultBackend", backend, &mut out);
     }
     for (i, rule) in rules.iter().enumerate() {
         if let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) {
@@ -36,9 +64,9 @@ pub(crate) fn validate(ingress: &Ingress) -> Vec<String> {
             ));
         }
         for (j, path) in http.paths.iter().enumerate() {
-            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            let field = PathField(i, j);
             check_path(&field, path, &mut out);
-            check_backend(&format!("{field}.backend"), &path.backend, &mut out);
+            check_backend(&Child(&field, ".backend"), &path.backend, &mut out);
         }
     }
     for (i, tls) in spec.tls.iter().flatten().enumerate() {
@@ -68,7 +96,7 @@ fn host_problem(host: &str, allow_ip: bool) -> Option<&'static str> {
     }
 }
 
-fn check_path(field: &str, path: &HTTPIngressPath, out: &mut Vec<String>) {
+fn check_path(field: &dyn Display, path: &HTTPIngressPath, out: &mut Vec<String>) {
     match path.path_type.as_str() {
         "Exact" | "Prefix" | "ImplementationSpecific" => {}
         "" => {
@@ -87,7 +115,7 @@ fn check_path(field: &str, path: &HTTPIngressPath, out: &mut Vec<String>) {
     }
     // ImplementationSpecific gets Prefix's checks because pier serves it as Prefix.
     let value = path.path.as_deref().unwrap_or_default();
-    let field = format!("{field}.path {value:?}");
+    let field = Child(field, PathValue(value));
     if !value.starts_with('/') {
         out.push(format!(
             "{field}: must be an absolute path (start with '/')"
@@ -102,6 +130,9 @@ fn check_path(field: &str, path: &HTTPIngressPath, out: &mut Vec<String>) {
         if value.ends_with(suffix) {
             out.push(format!("{field}: must not end with '{suffix}'"));
         }
+    }
+    if !value.contains('%') {
+        return;
     }
     let lower = value.to_ascii_lowercase();
     if lower.contains("%2f") {
@@ -120,9 +151,9 @@ fn has_dot_segment(path: &str) -> bool {
     path.contains("/./") || path.contains("/../") || path.ends_with("/.") || path.ends_with("/..")
 }
 
-fn check_backend(field: &str, backend: &IngressBackend, out: &mut Vec<String>) {
+fn check_backend(field: &dyn Display, backend: &IngressBackend, out: &mut Vec<String>) {
     match (&backend.service, &backend.resource) {
-        (Some(service), None) => check_service(&format!("{field}.service"), service, out),
+        (Some(service), None) => check_service(&Child(field, ".service"), service, out),
         // Valid for the API; translate() reports that pier cannot serve it.
         (None, Some(_)) => {}
         _ => out.push(format!(
@@ -131,7 +162,7 @@ fn check_backend(field: &str, backend: &IngressBackend, out: &mut Vec<String>) {
     }
 }
 
-fn check_service(field: &str, service: &IngressServiceBackend, out: &mut Vec<String>) {
+fn check_service(field: &dyn Display, service: &IngressServiceBackend, out: &mut Vec<String>) {
     if service.name.is_empty() {
         out.push(format!("{field}.name is required"));
     } else if !is_dns1035_label(&service.name) {

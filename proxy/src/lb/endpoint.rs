@@ -74,12 +74,16 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// The endpoint states of every Service, keyed by (service id, address). Rebuilt on every
+/// The endpoint states of one Service, by address.
+type ServiceStates = HashMap<SocketAddr, Arc<EndpointState>>;
+
+/// The endpoint states of every Service, by service id and then address. Rebuilt on every
 /// publish from the previous one, so state survives swaps and removed endpoints are forgotten.
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
-    states: HashMap<(Arc<str>, SocketAddr), Arc<EndpointState>>,
-    services: HashMap<Arc<str>, ()>,
+    /// Every Service of the table (also those without endpoints) with its endpoints' states.
+    /// Shared between generations while a Service's endpoints do not change.
+    services: HashMap<Arc<str>, Arc<ServiceStates>>,
     /// Maglev tables by service id, reused while the endpoints and weights are unchanged.
     maglev: HashMap<Arc<str>, (MaglevInputs, Arc<Maglev>)>,
     /// Client-IP affinity bindings by service id.
@@ -93,7 +97,10 @@ impl EndpointRegistry {
     pub fn next_generation(previous: &EndpointRegistry) -> RegistryBuilder<'_> {
         RegistryBuilder {
             previous,
-            next: EndpointRegistry::default(),
+            next: EndpointRegistry {
+                services: HashMap::with_capacity(previous.services.len()),
+                ..EndpointRegistry::default()
+            },
             checked: HashSet::new(),
         }
     }
@@ -106,7 +113,9 @@ impl EndpointRegistry {
 
     /// Every endpoint's state, by Service and address (for the debug view).
     pub fn states(&self) -> impl Iterator<Item = (&Arc<str>, SocketAddr, &Arc<EndpointState>)> {
-        self.states.iter().map(|((svc, addr), s)| (svc, *addr, s))
+        self.services
+            .iter()
+            .flat_map(|(svc, states)| states.iter().map(move |(addr, s)| (svc, *addr, s)))
     }
 }
 
@@ -119,36 +128,86 @@ pub struct RegistryBuilder<'a> {
     checked: HashSet<(Arc<str>, SocketAddr)>,
 }
 
-impl RegistryBuilder<'_> {
+/// The endpoint states of one Service while a table is compiled: looks the Service up once,
+/// then each endpoint by address only.
+#[derive(Debug)]
+pub struct ServiceStatesBuilder<'r> {
+    previous: Option<&'r ServiceStates>,
+    next: &'r mut ServiceStates,
+}
+
+impl ServiceStatesBuilder<'_> {
     /// The state of an endpoint: the previous one when it existed, else a new one (slow-starting
     /// when its Service already existed).
+    pub fn state(&mut self, endpoint: &Endpoint, now: Instant) -> Arc<EndpointState> {
+        let previous = self.previous;
+        self.next
+            .entry(endpoint.address)
+            .or_insert_with(|| match previous {
+                Some(states) => states.get(&endpoint.address).cloned().unwrap_or_else(|| {
+                    // The Service already existed: a new endpoint slow-starts.
+                    new_state(Some(now))
+                }),
+                None => new_state(None),
+            })
+            .clone()
+    }
+}
+
+impl ServiceStatesBuilder<'_> {
+    /// Records the state an unchanged endpoint already has.
+    pub fn keep(&mut self, address: SocketAddr, state: &Arc<EndpointState>) {
+        self.next.entry(address).or_insert_with(|| state.clone());
+    }
+}
+
+fn new_state(added_at: Option<Instant>) -> Arc<EndpointState> {
+    Arc::new(EndpointState {
+        in_flight: AtomicU64::new(0),
+        added_at,
+        health: EndpointHealth::new(tokio::time::Instant::now()),
+    })
+}
+
+impl RegistryBuilder<'_> {
+    /// The endpoint states of Service `service`; marks it present even when it has no
+    /// endpoint (so its first endpoint later slow-starts).
+    pub fn service(&mut self, service: &Arc<str>) -> ServiceStatesBuilder<'_> {
+        let previous = self.previous.services.get(service).map(|s| &**s);
+        let next = self
+            .next
+            .services
+            .entry(service.clone())
+            .or_insert_with(|| Arc::new(HashMap::with_capacity(previous.map_or(0, HashMap::len))));
+        ServiceStatesBuilder {
+            previous,
+            next: Arc::make_mut(next),
+        }
+    }
+
+    /// Takes the previous states of Service `service` over as they are, when nothing of the
+    /// new table recorded states for it yet and the previous generation knew exactly
+    /// `endpoints` distinct endpoints of it (the caller holds all of them). `false`: record
+    /// them one by one.
+    pub fn share(&mut self, service: &Arc<str>, endpoints: usize) -> bool {
+        let Some(previous) = self.previous.services.get(service) else {
+            return false;
+        };
+        if previous.len() != endpoints || self.next.services.contains_key(service) {
+            return false;
+        }
+        self.next.services.insert(service.clone(), previous.clone());
+        true
+    }
+
+    /// The state of one endpoint of `service`; see [`ServiceStatesBuilder::state`].
     pub fn state(
         &mut self,
         service: &Arc<str>,
         endpoint: &Endpoint,
         now: Instant,
     ) -> Arc<EndpointState> {
-        let key = (service.clone(), endpoint.address);
-        if let Some(s) = self.next.states.get(&key) {
-            return s.clone();
-        }
-        let state = self.previous.states.get(&key).cloned().unwrap_or_else(|| {
-            let service_existed = self.previous.services.contains_key(service);
-            Arc::new(EndpointState {
-                in_flight: AtomicU64::new(0),
-                added_at: service_existed.then_some(now),
-                health: EndpointHealth::new(tokio::time::Instant::now()),
-            })
-        });
-        self.next.states.insert(key, state.clone());
-        self.next.services.insert(service.clone(), ());
-        state
-    }
-
-    /// Marks a Service as present even when it has no endpoint (so its first endpoint later
-    /// slow-starts).
-    pub fn service(&mut self, service: &Arc<str>) {
-        self.next.services.insert(service.clone(), ());
+        self.service(service).state(endpoint, now)
     }
 
     /// The Maglev table of a Service: the previous one when its endpoints are unchanged.
@@ -251,7 +310,7 @@ mod tests {
         let mut b = EndpointRegistry::next_generation(&gen2);
         b.state(&svc, &ep(2), t0);
         let gen3 = b.finish();
-        assert_eq!(gen3.states.len(), 1, "removed endpoints are forgotten");
+        assert_eq!(gen3.states().count(), 1, "removed endpoints are forgotten");
     }
 
     #[test]

@@ -13,10 +13,12 @@ use outcome::Mode;
 mod random;
 mod round_robin;
 
-pub use endpoint::{EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder};
+pub use endpoint::{
+    EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder, ServiceStatesBuilder,
+};
 pub use outcome::EndpointView;
 
-use crate::table::{Affinity, Algorithm, HashKey, LbPolicy, ServiceBackend};
+use crate::table::{Affinity, Algorithm, Endpoint, HashKey, LbPolicy, ServiceBackend};
 use affinity::ClientIpTable;
 use http::HeaderMap;
 use maglev::{hash64, Maglev};
@@ -98,6 +100,10 @@ pub struct ServiceBalancer {
     /// Why the Service cannot serve at all (missing Service or port); answered with 503.
     pub unavailable: Option<String>,
     policy: LbPolicy,
+    /// The endpoints (with conditions) this balancer was built from.
+    source: Arc<[Endpoint]>,
+    /// No two of `endpoints` share an address (they are in strictly increasing order).
+    distinct: bool,
     /// The routable endpoints, then the draining ones (terminating but still serving; only
     /// requests bound to them by affinity may go there).
     endpoints: Vec<LbEndpoint>,
@@ -118,19 +124,16 @@ impl ServiceBalancer {
     /// `registry`.
     pub fn new(backend: &ServiceBackend, registry: &mut RegistryBuilder<'_>) -> ServiceBalancer {
         let now = Instant::now();
-        registry.service(&backend.id);
-        let routable_set = backend.routable_endpoints();
-        let mut endpoints: Vec<LbEndpoint> = routable_set
-            .iter()
-            .map(|e| LbEndpoint {
-                address: e.address,
-                weight: e.weight,
-                state: registry.state(&backend.id, e, now),
-            })
-            .collect();
+        let mut states = registry.service(&backend.id);
+        let mut endpoints: Vec<LbEndpoint> = Vec::with_capacity(backend.endpoints.len());
+        endpoints.extend(backend.routable().map(|e| LbEndpoint {
+            address: e.address,
+            weight: e.weight,
+            state: states.state(e, now),
+        }));
         let routable = endpoints.len();
         let policy = backend.policy.clone();
-        outcome::add_draining(backend, &routable_set, &mut endpoints, registry, now);
+        outcome::add_draining(backend, &mut endpoints, &mut states, now);
         outcome::register_checks(backend, &endpoints[..routable], registry);
         let ramp_until = endpoints
             .iter()
@@ -138,6 +141,7 @@ impl ServiceBalancer {
             .max()
             .filter(|end| *end > now);
         let uniform = endpoints.windows(2).all(|w| w[0].weight == w[1].weight);
+        let distinct = endpoints.windows(2).all(|w| w[0].address < w[1].address);
         let maglev = match policy.algorithm {
             Algorithm::ConsistentHash { .. } if routable > 0 => registry.maglev(
                 &backend.id,
@@ -164,6 +168,8 @@ impl ServiceBalancer {
             id: backend.id.clone(),
             unavailable: backend.unavailable.clone(),
             policy,
+            source: backend.endpoints.clone(),
+            distinct,
             endpoints,
             routable,
             uniform,
@@ -172,6 +178,32 @@ impl ServiceBalancer {
             maglev,
             cookie_tokens,
             client_ip,
+        }
+    }
+
+    /// Whether this balancer, built for an earlier table, serves `backend` exactly as a new
+    /// one would: same Service, policy, endpoints and conditions. Policies whose state lives
+    /// in the registry (consistent hashing, client-IP affinity, active checks) are rebuilt.
+    pub fn can_serve(&self, backend: &ServiceBackend) -> bool {
+        let registry_state = matches!(self.policy.algorithm, Algorithm::ConsistentHash { .. })
+            || matches!(self.policy.affinity, Some(Affinity::ClientIp { .. }))
+            || self.policy.health.active.is_some();
+        !registry_state
+            && self.id == backend.id
+            && self.policy == backend.policy
+            && self.unavailable == backend.unavailable
+            && (Arc::ptr_eq(&self.source, &backend.endpoints) || self.source == backend.endpoints)
+    }
+
+    /// Records this balancer's endpoint states in the registry of the table it is carried
+    /// over to, as building it anew would.
+    pub fn carry_over(&self, registry: &mut RegistryBuilder<'_>) {
+        if self.distinct && registry.share(&self.id, self.endpoints.len()) {
+            return;
+        }
+        let mut states = registry.service(&self.id);
+        for e in &self.endpoints {
+            states.keep(e.address, &e.state);
         }
     }
 

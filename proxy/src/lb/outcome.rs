@@ -1,8 +1,8 @@
 //! Outcomes of real requests fed to passive health, and the per-endpoint debug view.
 
-use super::{EndpointState, LbEndpoint, RegistryBuilder, ServiceBalancer};
+use super::{EndpointState, LbEndpoint, RegistryBuilder, ServiceBalancer, ServiceStatesBuilder};
 use crate::health::{metrics, passive, CheckTarget, HealthView};
-use crate::table::{Endpoint, LbPolicy, ServiceBackend};
+use crate::table::{LbPolicy, ServiceBackend};
 use serde::Serialize;
 use std::net::SocketAddr;
 use tokio::time::Instant;
@@ -20,23 +20,23 @@ pub(super) enum Mode {
 /// Service has affinity: the clients bound to them keep reaching them while they serve.
 pub(super) fn add_draining(
     backend: &ServiceBackend,
-    routable: &[Endpoint],
     endpoints: &mut Vec<LbEndpoint>,
-    registry: &mut RegistryBuilder<'_>,
+    states: &mut ServiceStatesBuilder<'_>,
     now: std::time::Instant,
 ) {
     if backend.policy.affinity.is_none() {
         return;
     }
+    let routable = backend.routable_filter();
     let draining = backend
         .endpoints
         .iter()
-        .filter(|e| e.serving && e.terminating && !routable.contains(e));
+        .filter(|e| e.serving && e.terminating && !routable(e));
     for e in draining {
         endpoints.push(LbEndpoint {
             address: e.address,
             weight: e.weight,
-            state: registry.state(&backend.id, e, now),
+            state: states.state(e, now),
         });
     }
 }
@@ -149,7 +149,7 @@ mod tests {
         let backend = ServiceBackend {
             id: Arc::from("ns/health:80"),
             weight: 1,
-            endpoints,
+            endpoints: endpoints.into(),
             unavailable: None,
             policy,
         };

@@ -22,7 +22,7 @@ fn backend(weights: &[u32], policy: LbPolicy) -> ServiceBackend {
     ServiceBackend {
         id: Arc::from("ns/svc:80"),
         weight: 100,
-        endpoints: endpoints(weights),
+        endpoints: endpoints(weights).into(),
         unavailable: None,
         policy,
     }

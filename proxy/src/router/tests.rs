@@ -9,13 +9,13 @@ fn group(name: &str) -> BackendGroup {
         services: vec![ServiceBackend {
             id: Arc::from(name),
             weight: 100,
-            endpoints: vec![Endpoint {
+            endpoints: Arc::from([Endpoint {
                 address: SocketAddr::from(([127, 0, 0, 1], 80)),
                 weight: 1,
                 ready: true,
                 serving: true,
                 terminating: false,
-            }],
+            }]),
             unavailable: None,
             policy: LbPolicy::default(),
         }],
@@ -27,7 +27,7 @@ fn route(path: PathMatch, name: &str) -> Route {
     Route {
         path,
         backend: group(name),
-        source: format!("ns/{name}"),
+        source: format!("ns/{name}").into(),
     }
 }
 
@@ -287,4 +287,65 @@ fn canary_header_beats_cookie_beats_weight() {
     let r = canary_router(valued);
     assert_eq!(canary_share(&r, &[("x-env", "beta")], 50), 1.0);
     assert_eq!(canary_share(&r, &[("x-env", "prod")], 50), 0.0);
+}
+
+/// The balancer a request to `host` is routed to.
+fn balancer_of(router: &Router, host: &str) -> Arc<ServiceBalancer> {
+    let target = router.route(host, "/").expect("routed");
+    target.group.services[0].1.clone()
+}
+
+#[test]
+fn unchanged_services_keep_their_balancer_and_endpoint_state() {
+    let table = RoutingTable {
+        virtual_hosts: vec![
+            vhost("a.com", vec![route(PathMatch::prefix("/"), "ns/a:80")]),
+            vhost("b.com", vec![route(PathMatch::prefix("/"), "ns/b:80")]),
+        ],
+        ..RoutingTable::default()
+    };
+    let empty = EndpointRegistry::default();
+    let mut next = EndpointRegistry::next_generation(&empty);
+    let first = Router::new(Arc::new(table.clone()), &mut next);
+    let registry = next.finish();
+    let headers = HeaderMap::new();
+    let req = PickContext {
+        client_ip: None,
+        headers: &headers,
+        path: "/",
+        query: None,
+    };
+    let mut rng = fastrand::Rng::with_seed(1);
+    let held = balancer_of(&first, "a.com").pick(&req, &[], &mut rng);
+    assert!(held.is_some());
+
+    let mut changed = table;
+    let b = &mut changed.virtual_hosts[1].routes[0].backend.services[0];
+    let mut endpoints = b.endpoints.to_vec();
+    endpoints[0].weight = 2;
+    b.endpoints = endpoints.into();
+    let mut next = EndpointRegistry::next_generation(&registry);
+    let second = Router::compile(Arc::new(changed), &mut next, &first);
+    let registry = next.finish();
+
+    assert!(Arc::ptr_eq(
+        &balancer_of(&first, "a.com"),
+        &balancer_of(&second, "a.com")
+    ));
+    assert!(!Arc::ptr_eq(
+        &balancer_of(&first, "b.com"),
+        &balancer_of(&second, "b.com")
+    ));
+    // The carried-over endpoint is still known to the registry, so the next table that
+    // rebuilds its balancer finds the same state.
+    assert_eq!(registry.states().count(), 2);
+    let mut next = EndpointRegistry::next_generation(&registry);
+    let third = Router::new(Arc::new(second.table().as_ref().clone()), &mut next);
+    assert!(!Arc::ptr_eq(
+        &balancer_of(&first, "a.com"),
+        &balancer_of(&third, "a.com")
+    ));
+    assert_eq!(balancer_of(&third, "a.com").in_flight()[0].1, 1);
+    drop(held);
+    assert_eq!(balancer_of(&third, "a.com").in_flight()[0].1, 0);
 }

@@ -59,7 +59,7 @@ pub struct Route {
     /// Where matching requests go.
     pub backend: BackendGroup,
     /// The object this route came from, `namespace/name` of the Ingress; used in metrics and logs.
-    pub source: String,
+    pub source: Arc<str>,
 }
 
 /// A set of weighted services sharing a route's traffic (a single service without traffic split).
@@ -79,7 +79,8 @@ pub struct ServiceBackend {
     /// Relative share of the group's traffic.
     pub weight: u32,
     /// All known endpoints with their conditions; the proxy decides which are routable.
-    pub endpoints: Vec<Endpoint>,
+    /// Shared: every route to the same Service port holds the same list.
+    pub endpoints: Arc<[Endpoint]>,
     /// Why this backend cannot serve, if it cannot (the proxy answers 503).
     pub unavailable: Option<String>,
     /// How endpoints are picked.
@@ -119,15 +120,25 @@ impl ServiceBackend {
     /// The endpoints that may receive new requests: the ready ones, or when none is ready, the
     /// ones that are still serving while terminating. Never an endpoint with `serving == false`.
     pub fn routable_endpoints(&self) -> Vec<Endpoint> {
-        let ready: Vec<Endpoint> = self.endpoints.iter().filter(|e| e.ready).copied().collect();
-        if !ready.is_empty() {
-            return ready;
+        self.routable().copied().collect()
+    }
+
+    /// The endpoints of [`ServiceBackend::routable_endpoints`], in order, without copying them.
+    pub fn routable(&self) -> impl Iterator<Item = &Endpoint> {
+        let routable = self.routable_filter();
+        self.endpoints.iter().filter(move |e| routable(e))
+    }
+
+    /// Whether an endpoint of this backend is one of its routable endpoints.
+    pub fn routable_filter(&self) -> impl Fn(&Endpoint) -> bool {
+        let any_ready = self.endpoints.iter().any(|e| e.ready);
+        move |e: &Endpoint| {
+            if any_ready {
+                e.ready
+            } else {
+                e.serving && e.terminating
+            }
         }
-        self.endpoints
-            .iter()
-            .filter(|e| e.serving && e.terminating)
-            .copied()
-            .collect()
     }
 }
 
@@ -149,7 +160,7 @@ mod tests {
         ServiceBackend {
             id: Arc::from("default/svc:80"),
             weight: 1,
-            endpoints,
+            endpoints: endpoints.into(),
             unavailable: None,
             policy: LbPolicy::default(),
         }

@@ -53,6 +53,9 @@ impl<'a> PolicyIndex<'a> {
         namespace: &str,
         service: &str,
     ) -> Option<(&'a ObjectKey, &'a BackendPolicy)> {
+        if self.by_service.is_empty() {
+            return None;
+        }
         self.by_service
             .get(&ObjectKey::new(namespace, service))
             .copied()

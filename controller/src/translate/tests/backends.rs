@@ -99,7 +99,7 @@ fn port_by_number_and_by_name() {
         assert_eq!(backend.weight, 100);
         assert_eq!(backend.unavailable, None);
         // The slice port is chosen by the Service port's name, not by position or number.
-        assert_eq!(backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
+        assert_eq!(*backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
     }
 }
 
@@ -155,7 +155,7 @@ fn only_ip_slices_of_this_service_and_namespace_count() {
         diags.is_empty(),
         "FQDN slices are ignored, not diagnosed: {diags:?}"
     );
-    assert_eq!(backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
+    assert_eq!(*backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn slices_are_unioned_deduplicated_and_sorted() {
         .insert(&mut store);
     let (backend, _) = backend_of(&store);
     assert_eq!(
-        backend.endpoints,
+        *backend.endpoints,
         [
             ep("10.0.0.1:8080", true, true, false),
             ep("10.0.0.5:8080", true, true, false),
@@ -214,7 +214,7 @@ fn condition_defaults() {
         .insert(&mut store);
     let (backend, _) = backend_of(&store);
     assert_eq!(
-        backend.endpoints,
+        *backend.endpoints,
         [
             ep("10.0.0.1:8080", true, true, false),
             ep("10.0.0.2:8080", true, true, false),
@@ -234,7 +234,7 @@ fn unparseable_addresses_are_skipped_with_a_diagnostic_on_the_slice() {
         .endpoint(&["10.0.0.300", "10.0.0.1"], READY)
         .insert(&mut store);
     let (backend, diags) = backend_of(&store);
-    assert_eq!(backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
+    assert_eq!(*backend.endpoints, [ep("10.0.0.1:8080", true, true, false)]);
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0].kind, "EndpointSlice");
     assert_eq!(diags[0].object, "default/svc-1");
@@ -301,11 +301,12 @@ endpoints:
     assert!(diags.is_empty(), "{diags:?}");
     let backend = prefix_backend(&table, "shop.example.com", "/cart");
     assert_eq!(&*backend.id, "shop/cart:http");
-    assert_eq!(backend.endpoints, [ep("10.1.0.7:8080", false, true, true)]);
+    assert_eq!(*backend.endpoints, [ep("10.1.0.7:8080", false, true, true)]);
     assert_eq!(
         route(&table, "shop.example.com", &PathMatch::prefix("/cart"))
             .unwrap()
-            .source,
+            .source
+            .as_ref(),
         "shop/web"
     );
 }

@@ -31,7 +31,7 @@ fn canary(name: &str, annotations: &[(&str, &str)]) -> IngressBuilder {
 fn attached(store: &Store) -> (Option<Canary>, Vec<Diagnostic>) {
     let (table, diags) = run(store);
     let route = route(&table, "foo.com", &PathMatch::prefix("/")).expect("primary route");
-    assert_eq!(route.source, "default/app");
+    assert_eq!(&*route.source, "default/app");
     assert_eq!(route.backend.services[0].id.as_ref(), "default/main:80");
     assert_eq!(
         route_sources(&table),

@@ -354,7 +354,7 @@ pub(super) fn route_sources(table: &RoutingTable) -> Vec<&str> {
     let mut sources: Vec<&str> = table
         .virtual_hosts
         .iter()
-        .flat_map(|v| v.routes.iter().map(|r| r.source.as_str()))
+        .flat_map(|v| v.routes.iter().map(|r| &*r.source))
         .collect();
     sources.sort();
     sources.dedup();

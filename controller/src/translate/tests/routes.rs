@@ -50,7 +50,7 @@ fn path_types_hosts_and_sources() {
             &PathMatch::prefix("/prefix")
         ]
     );
-    assert!(foo.routes.iter().all(|r| r.source == "default/web"));
+    assert!(foo.routes.iter().all(|r| &*r.source == "default/web"));
     assert_eq!(ids(&foo.routes[0].backend), ["default/a:80"]);
     assert_eq!(ids(&foo.routes[1].backend), ["default/c:http"]);
     assert!(route(&table, "", &PathMatch::prefix("/any")).is_some());
@@ -74,7 +74,7 @@ fn rules_for_the_same_host_merge_into_one_virtual_host() {
     let sources: Vec<&str> = table.virtual_hosts[0]
         .routes
         .iter()
-        .map(|r| r.source.as_str())
+        .map(|r| &*r.source)
         .collect();
     assert_eq!(sources, ["other/two", "default/one", "other/two"]);
     assert_eq!(
@@ -112,7 +112,8 @@ fn oldest_ingress_wins_a_conflict_and_the_loser_keeps_its_other_paths() {
     assert_eq!(
         route(&table, "foo.com", &PathMatch::prefix("/api"))
             .unwrap()
-            .source,
+            .source
+            .as_ref(),
         "default/z-old"
     );
     assert!(route(&table, "foo.com", &PathMatch::prefix("/only-new")).is_some());
@@ -168,7 +169,7 @@ fn ingresses_without_a_timestamp_lose_to_those_with_one() {
         .insert(&mut store);
     let (table, diags) = run(&store);
     let winner = route(&table, "foo.com", &PathMatch::exact("/")).unwrap();
-    assert_eq!(winner.source, "default/b");
+    assert_eq!(&*winner.source, "default/b");
     assert_eq!(conflict_loser_diags(&diags, "default/a").len(), 1);
 }
 
