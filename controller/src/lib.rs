@@ -1,6 +1,12 @@
 //! pier's control plane: sources fill a [`store::Store`], [`translate::translate`] turns it into
 //! a routing table, [`apply::Controller`] publishes it to the proxy, and the binary wires it all.
 
+/// The unit tests run with the allocator the `pier` binary ships with, so that the timings
+/// the scale tests print are the ones a running controller sees.
+#[cfg(all(test, not(target_env = "msvc")))]
+#[global_allocator]
+static TEST_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod admin;
 pub mod apply;
 pub mod check;
