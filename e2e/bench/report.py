@@ -814,6 +814,9 @@ def render(args):
     w("")
     w(f"This page: `{run.get('command', 'e2e/bench/run.sh')}`, {run.get('started_at', '?')} to "
       f"{run.get('finished_at', '?')}; variants measured: {', '.join(variants)}.")
+    w("")
+    w("Where pier's time per request goes, what was changed and where it stands against its "
+      "goals: [performance.md](performance.md).")
     if run.get("mode") == "quick":
         w("")
         w("**This is a quick run (one short round per variant): indicative only, no spread over rounds.**")
