@@ -152,11 +152,23 @@ pub async fn handle(
                     .into_iter()
                     .filter(|o| fields.matches_fields(o) && labels.matches_labels(o))
                     .collect();
+                let page = Page::of(&query, rv)?;
+                let total = items.len();
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .skip(page.offset)
+                    .take(page.limit)
+                    .collect();
+                let mut metadata = json!({"resourceVersion": page.list_rv.to_string()});
+                let next = page.offset + items.len();
+                if next < total {
+                    metadata["continue"] = json!(format!("{}:{next}", page.list_rv));
+                }
                 Ok(Ok((
                     200,
                     json!({
                         "kind": format!("{}List", r.kind), "apiVersion": r.group_version,
-                        "metadata": {"resourceVersion": rv.to_string()}, "items": items,
+                        "metadata": metadata, "items": items,
                     }),
                 )))
             }
@@ -193,6 +205,42 @@ pub async fn handle(
         Ok(Err(stream)) => stream,
         Err(error) => error_response(&error),
     })
+}
+
+/// One page of a list (`limit` and `continue`, as clients such as kube-rs' watcher send them:
+/// 500 objects per page by default). The continue token is `<list resourceVersion>:<offset>`;
+/// every page reports the first page's resourceVersion, so the watch that follows starts
+/// there, like the real API server's. Unlike the real one, later pages are cut from the
+/// current objects rather than a snapshot; the watch delivers what changed in between.
+struct Page {
+    list_rv: u64,
+    offset: usize,
+    limit: usize,
+}
+
+impl Page {
+    fn of(query: &HashMap<String, String>, current_rv: u64) -> Result<Page, ApiError> {
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let Some(token) = query.get("continue").filter(|c| !c.is_empty()) else {
+            return Ok(Page {
+                list_rv: current_rv,
+                offset: 0,
+                limit,
+            });
+        };
+        let invalid =
+            || ApiError::new(400, "BadRequest", format!("invalid continue token {token}"));
+        let (rv, offset) = token.split_once(':').ok_or_else(invalid)?;
+        Ok(Page {
+            list_rv: rv.parse().map_err(|_| invalid())?,
+            offset: offset.parse().map_err(|_| invalid())?,
+            limit,
+        })
+    }
 }
 
 /// `%2F`-style decoding of query parameters (selectors contain `/` and `=`).

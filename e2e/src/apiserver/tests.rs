@@ -188,3 +188,56 @@ async fn watches_resume_and_relist_after_410() {
     }
     assert_eq!(seen, vec!["<init>", "b", "c", "<done>"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_in_pages() {
+    let server = ApiServer::start().await;
+    let api: Api<Ingress> = Api::namespaced(server.client(), "default");
+    for name in ["a", "b", "c", "d", "e"] {
+        api.create(&PostParams::default(), &ingress(name))
+            .await
+            .expect("create");
+    }
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("list");
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let rv = first.metadata.resource_version.clone();
+    let mut names: Vec<String> = first
+        .items
+        .iter()
+        .map(|i| i.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let mut token = Some(token);
+    while let Some(t) = token.take() {
+        let page = api
+            .list(&ListParams::default().limit(2).continue_token(&t))
+            .await
+            .expect("next page");
+        assert_eq!(
+            page.metadata.resource_version, rv,
+            "every page has the list's version"
+        );
+        names.extend(
+            page.items
+                .iter()
+                .map(|i| i.metadata.name.clone().unwrap_or_default()),
+        );
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+    }
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+
+    // kube-rs' watcher pages its initial list and still sees every object.
+    let mut seen = Vec::new();
+    let mut events = watcher(api, watcher::Config::default().page_size(2)).boxed();
+    while let Some(event) = events.next().await {
+        match event.expect("watch event") {
+            Event::InitApply(i) => seen.push(i.metadata.name.unwrap_or_default()),
+            Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+}
