@@ -298,6 +298,13 @@ impl Pier {
         None
     }
 
+    /// Whether any line pier wrote (stderr or stdout, the whole run) contains `text`.
+    pub fn log_contains(&self, text: &str) -> bool {
+        ["stderr.log", "stdout.log"].iter().any(|name| {
+            std::fs::read_to_string(self.root.path().join(name)).is_ok_and(|log| log.contains(text))
+        })
+    }
+
     /// The last lines of the process's stderr and stdout.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -164,7 +164,11 @@ async fn killing_an_endpoint_under_load_loses_nothing_and_ejects_it() {
         ),
         "{metrics}"
     );
-    assert!(pier.logs().contains("endpoint state changed"));
+    assert!(
+        pier.log_contains("endpoint state changed"),
+        "{}",
+        pier.logs()
+    );
 }
 
 #[tokio::test]

@@ -91,10 +91,11 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
         // pier bounds retries itself by each Service's budget (at most 10 retries, see
         // `PierProxy::fail_to_connect`); this only has to allow the largest.
         max_retries: 11,
-        // One single-threaded runtime per worker thread: a connection stays on the thread that
-        // accepted it, which saves the work-stealing scheduler's cross-thread bookkeeping on
-        // every wake-up (the proxy does no blocking work that would need stealing).
-        work_stealing: false,
+        // Pingora's default work-stealing runtime. Its alternative (one single-threaded runtime
+        // per worker, `work_stealing: false`) races when a pooled upstream connection released
+        // on one worker is taken by another ("failed to acquire reusable stream": the
+        // connection is dropped instead of reused), so it stays off.
+        work_stealing: true,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
