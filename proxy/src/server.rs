@@ -91,11 +91,12 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
         // pier bounds retries itself by each Service's budget (at most 10 retries, see
         // `PierProxy::fail_to_connect`); this only has to allow the largest.
         max_retries: 11,
-        // Pingora's default work-stealing runtime. Its alternative (one single-threaded runtime
-        // per worker, `work_stealing: false`) races when a pooled upstream connection released
-        // on one worker is taken by another ("failed to acquire reusable stream": the
-        // connection is dropped instead of reused), so it stays off.
-        work_stealing: true,
+        // One worker: a single-threaded runtime, which spends far less per request on
+        // scheduling than the work-stealing one (see docs/performance.md). More workers: the
+        // work-stealing runtime, because with one single-threaded runtime per worker a pooled
+        // upstream connection released on one worker and taken by another is dropped instead
+        // of reused ("failed to acquire reusable stream").
+        work_stealing: settings.threads > 1,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
