@@ -17,6 +17,7 @@ pub mod echo;
 pub mod manifests;
 pub mod net;
 pub mod pier;
+pub mod raw;
 pub mod tempdir;
 
 pub use apiserver::ApiServer;

@@ -96,6 +96,15 @@ pub struct ProxyMetrics {
     pub retries: Counter,
     /// Routing tables published.
     pub table_swaps: Counter,
+    /// Client connections the HTTP/1.1 fast path gave to Pingora's general path, by reason.
+    pub general_path: Family<ReasonLabels, Counter>,
+}
+
+/// Labels of the general-path counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why the general path serves the connection, e.g. `Upgrade` or `HTTP/2`.
+    pub reason: &'static str,
 }
 
 impl Default for ProxyMetrics {
@@ -107,11 +116,36 @@ impl Default for ProxyMetrics {
             }),
             retries: Counter::default(),
             table_swaps: Counter::default(),
+            general_path: Family::default(),
         }
     }
 }
 
 impl ProxyMetrics {
+    /// Records one answered request: its route (`None`: nothing matched), status (0: nothing
+    /// was sent) and, when it went to an endpoint, the time since the first attempt began.
+    pub fn record_request(
+        &self,
+        route: Option<&Arc<str>>,
+        code: u16,
+        upstream_started: Option<std::time::Instant>,
+    ) {
+        let route = RouteLabel(route.cloned());
+        if let Some(start) = upstream_started {
+            self.upstream_latency
+                .get_or_create(&RouteLabels {
+                    route: route.clone(),
+                })
+                .observe(start.elapsed().as_secs_f64());
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                code: StatusClass::of(code),
+            })
+            .inc();
+    }
+
     /// Registers every metric under the `pier_` prefix.
     pub fn register(&self, registry: &mut Registry) {
         crate::health::metrics().register(registry);
@@ -129,6 +163,12 @@ impl ProxyMetrics {
             "pier_upstream_retries",
             "Upstream attempts retried on another endpoint",
             self.retries.clone(),
+        );
+        registry.register(
+            "pier_general_path_connections",
+            "Client connections served by the general proxy path rather than the HTTP/1.1 \
+             fast path, by reason",
+            self.general_path.clone(),
         );
         registry.register(
             "pier_table_swaps",

@@ -41,11 +41,7 @@ impl CompiledCanary {
     /// Whether this request goes to the canary: header rule, then cookie rule, then weight.
     fn selects(&self, req: &PickContext<'_>, rng: &mut fastrand::Rng) -> bool {
         if let Some(rule) = &self.by_header {
-            if let Some(value) = req
-                .headers
-                .get(rule.name.as_str())
-                .and_then(|v| v.to_str().ok())
-            {
+            if let Some(value) = req.header_str(rule.name.as_str()) {
                 match &rule.value {
                     Some(wanted) if value == wanted => return true,
                     Some(_) => {}

@@ -1,5 +1,6 @@
 //! Builds and runs the Pingora server hosting the proxy service.
 
+use crate::h1::PierApp;
 use crate::health::probe::NetProber;
 use crate::health::scheduler::HealthService;
 use crate::service::PierProxy;
@@ -9,6 +10,7 @@ use crate::tls::TlsError;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,17 +108,15 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
         None => None,
     };
     let checks = HealthService::new(&state.health, Arc::new(NetProber));
-    let mut http = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        PierProxy::new(state),
-        "pier http",
-    );
-    if let Some(app) = http.app_logic_mut() {
-        // Plain-text HTTP/2 (prior knowledge) beside HTTP/1.1 on the same port.
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        app.server_options = Some(options);
-    }
+    // Pingora's general proxy path, for what the HTTP/1.1 fast path hands over.
+    let mut general =
+        pingora::proxy::http_proxy(&server.configuration, PierProxy::new(state.clone()));
+    // Plain-text HTTP/2 (prior knowledge) beside HTTP/1.1 on the same port.
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    general.server_options = Some(options);
+    let app = PierApp::new(state, general, true);
+    let mut http = Service::new("pier http".to_string(), app);
     http.add_tcp(&settings.http_listen);
     if let (Some(addr), Some(tls)) = (&settings.https_listen, tls_settings) {
         // Same service, so HTTP and HTTPS share routing, pools and metrics.

@@ -1,8 +1,8 @@
 //! The Pingora `ProxyHttp` implementation: route lookup, endpoint choice, forwarding headers,
 //! retries (per the Service's policy), passive health reporting and pier's own error answers.
 
+use crate::answer::{self, Answer};
 use crate::lb::{InFlightGuard, PickContext, ServiceBalancer};
-use crate::metrics::{RequestLabels, RouteLabel, RouteLabels, StatusClass};
 use crate::router::RouteTarget;
 use crate::state::{ProxyState, RequestGuard};
 use async_trait::async_trait;
@@ -57,7 +57,7 @@ fn pick_context<'a>(session: &'a Session) -> PickContext<'a> {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip()),
-        headers: &req.headers,
+        headers: (&req.headers).into(),
         path: req.uri.path(),
         query: req.uri.query(),
     }
@@ -89,14 +89,26 @@ fn ip_header_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// Writes one of pier's own answers: short text body, `Server: pier`.
-async fn respond(session: &mut Session, code: u16, body: &'static str) -> Result<()> {
-    write_answer(session, code, &[(header::CACHE_CONTROL, "no-store")], body).await
+async fn respond(session: &mut Session, answer: Answer) -> Result<()> {
+    write_answer(
+        session,
+        answer.code,
+        &[(header::CACHE_CONTROL, "no-store")],
+        answer.body,
+    )
+    .await
 }
 
 /// Sends a plain-HTTP request of a TLS host to HTTPS: 308 keeps the method and body.
 async fn redirect_to_https(session: &mut Session, location: &str) -> Result<()> {
-    let body = "pier: this host is served over HTTPS\n";
-    write_answer(session, 308, &[(header::LOCATION, location)], body).await
+    let answer = answer::HTTPS_ONLY;
+    write_answer(
+        session,
+        answer.code,
+        &[(header::LOCATION, location)],
+        answer.body,
+    )
+    .await
 }
 
 /// Writes a response pier makes itself: `Server: pier`, the extra headers, a text body (left
@@ -126,26 +138,27 @@ async fn write_answer(
     Ok(())
 }
 
-/// The status pier answers for a failed proxy attempt, and the text it sends.
-fn failure_response(e: &Error) -> (u16, &'static str) {
+/// What pier answers for a failed proxy attempt; `None` when the client is gone.
+fn failure_response(e: &Error) -> Option<Answer> {
     match e.etype() {
-        ErrorType::HTTPStatus(code) => (*code, "pier: request failed\n"),
+        ErrorType::HTTPStatus(code) => Some(Answer {
+            code: *code,
+            body: "pier: request failed\n",
+        }),
         _ => match e.esource() {
             ErrorSource::Upstream => match e.etype() {
                 ErrorType::ConnectTimedout
                 | ErrorType::ReadTimedout
                 | ErrorType::WriteTimedout
-                | ErrorType::TLSHandshakeTimedout => (504, "pier: upstream timed out\n"),
-                _ => (502, "pier: upstream failed\n"),
+                | ErrorType::TLSHandshakeTimedout => Some(answer::UPSTREAM_TIMEOUT),
+                _ => Some(answer::UPSTREAM_FAILED),
             },
             ErrorSource::Downstream => match e.etype() {
                 // The client is gone: nothing can be sent.
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
-                    (0, "")
-                }
-                _ => (400, "pier: bad request\n"),
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
+                _ => Some(answer::BAD_REQUEST),
             },
-            ErrorSource::Internal | ErrorSource::Unset => (500, "pier: internal error\n"),
+            ErrorSource::Internal | ErrorSource::Unset => Some(answer::INTERNAL_ERROR),
         },
     }
 }
@@ -182,7 +195,7 @@ impl ProxyHttp for PierProxy {
             router.route(request_host(req), req.uri.path()).cloned()
         };
         let Some(target) = target else {
-            respond(session, 404, "pier: no route for this host and path\n").await?;
+            respond(session, answer::NO_ROUTE).await?;
             return Ok(true);
         };
         let service = {
@@ -199,7 +212,7 @@ impl ProxyHttp for PierProxy {
                 Ok(false)
             }
             _ => {
-                respond(session, 503, "pier: no ready endpoint for this route\n").await?;
+                respond(session, answer::NO_ENDPOINT).await?;
                 Ok(true)
             }
         }
@@ -380,17 +393,17 @@ impl ProxyHttp for PierProxy {
         e: &Error,
         _ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (code, body) = failure_response(e);
+        let answer = failure_response(e);
         // Pingora does not reuse the client connection after a failed proxy attempt, so the
         // answer must say `Connection: close` rather than promise keep-alive.
         session.as_downstream_mut().set_keepalive(None);
-        if code > 0 {
-            if let Err(write_err) = respond(session, code, body).await {
+        if let Some(answer) = answer {
+            if let Err(write_err) = respond(session, answer).await {
                 tracing::debug!("could not send error response: {write_err}");
             }
         }
         FailToProxy {
-            error_code: code,
+            error_code: answer.map_or(0, |a| a.code),
             can_reuse_downstream: false,
         }
     }
@@ -398,23 +411,10 @@ impl ProxyHttp for PierProxy {
     /// Records the request in the metrics.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let code = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = RouteLabel(ctx.target.as_ref().map(|t| t.label.clone()));
-        if let Some(start) = ctx.upstream_start {
-            self.state
-                .metrics
-                .upstream_latency
-                .get_or_create(&RouteLabels {
-                    route: route.clone(),
-                })
-                .observe(start.elapsed().as_secs_f64());
-        }
-        self.state
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route,
-                code: StatusClass::of(code),
-            })
-            .inc();
+        self.state.metrics.record_request(
+            ctx.target.as_ref().map(|t| &t.label),
+            code,
+            ctx.upstream_start,
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! in [`EndpointRegistry`].
 
 mod affinity;
+mod context;
 mod endpoint;
 mod least_request;
 pub mod maglev;
@@ -13,66 +14,20 @@ use outcome::Mode;
 mod random;
 mod round_robin;
 
+pub use context::{PickContext, RequestHeaders};
 pub use endpoint::{
     EndpointRegistry, EndpointState, InFlightGuard, RegistryBuilder, ServiceStatesBuilder,
 };
 pub use outcome::EndpointView;
 
-use crate::table::{Affinity, Algorithm, Endpoint, HashKey, LbPolicy, ServiceBackend};
+use crate::table::{Affinity, Algorithm, Endpoint, LbPolicy, ServiceBackend};
 use affinity::ClientIpTable;
-use http::HeaderMap;
-use maglev::{hash64, Maglev};
+use maglev::Maglev;
 use round_robin::SmoothRoundRobin;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// What a balancer may look at in a request.
-#[derive(Debug, Clone, Copy)]
-pub struct PickContext<'a> {
-    /// The client's address.
-    pub client_ip: Option<IpAddr>,
-    /// Request headers.
-    pub headers: &'a HeaderMap,
-    /// Request path without the query.
-    pub path: &'a str,
-    /// Raw query string.
-    pub query: Option<&'a str>,
-}
-
-impl<'a> PickContext<'a> {
-    /// Value of cookie `name`.
-    pub fn cookie(&self, name: &str) -> Option<&'a str> {
-        affinity::find_cookie(
-            self.headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes()),
-            name,
-        )
-    }
-
-    fn query_param(&self, name: &str) -> Option<&'a str> {
-        self.query?
-            .split('&')
-            .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    }
-
-    /// The consistent-hash key bytes, if the request has it.
-    fn hash_key(&self, key: &HashKey) -> Option<u64> {
-        let bytes: Vec<u8> = match key {
-            HashKey::Header(name) => self.headers.get(name.as_str())?.as_bytes().to_vec(),
-            HashKey::Cookie(name) => self.cookie(name)?.as_bytes().to_vec(),
-            HashKey::SourceIp => self.client_ip?.to_string().into_bytes(),
-            HashKey::Path => self.path.as_bytes().to_vec(),
-            HashKey::Query(name) => self.query_param(name)?.as_bytes().to_vec(),
-        };
-        Some(hash64(&bytes, 0x4a5b))
-    }
-}
 
 /// The endpoint chosen for one attempt.
 #[derive(Debug)]

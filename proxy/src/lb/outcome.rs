@@ -161,7 +161,7 @@ mod tests {
     fn picked(b: &ServiceBalancer, headers: &HeaderMap, n: usize) -> HashSet<SocketAddr> {
         let ctx = PickContext {
             client_ip: None,
-            headers,
+            headers: headers.into(),
             path: "/",
             query: None,
         };

@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::table::Endpoint;
+use crate::table::HashKey;
+use http::HeaderMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
@@ -62,7 +65,7 @@ impl Req {
     fn ctx(&self) -> PickContext<'_> {
         PickContext {
             client_ip: self.ip,
-            headers: &self.headers,
+            headers: (&self.headers).into(),
             path: &self.path,
             query: None,
         }

@@ -44,7 +44,7 @@ fn target(router: &Router, host: &str, path: &str) -> Option<String> {
     let headers = HeaderMap::new();
     let req = PickContext {
         client_ip: None,
-        headers: &headers,
+        headers: (&headers).into(),
         path,
         query: None,
     };
@@ -238,7 +238,7 @@ fn canary_share(r: &Router, headers: &[(&'static str, &str)], n: usize) -> f64 {
     }
     let req = PickContext {
         client_ip: None,
-        headers: &map,
+        headers: (&map).into(),
         path: "/",
         query: None,
     };
@@ -311,7 +311,7 @@ fn unchanged_services_keep_their_balancer_and_endpoint_state() {
     let headers = HeaderMap::new();
     let req = PickContext {
         client_ip: None,
-        headers: &headers,
+        headers: (&headers).into(),
         path: "/",
         query: None,
     };

@@ -65,6 +65,11 @@ impl Upstreams {
         Upstreams { by_id }
     }
 
+    /// Whether backend `id` speaks clear-text HTTP/1.1 (neither HTTPS nor h2c).
+    pub fn is_plain_http1(&self, id: &str) -> bool {
+        self.by_id.is_empty() || !self.by_id.contains_key(id)
+    }
+
     /// Adapts a clear-text HTTP/1.1 peer for backend `id`: TLS with SNI (and verification when
     /// a CA is configured), or HTTP/2 prior knowledge. Other backends are left as they are.
     pub fn configure(&self, id: &str, peer: &mut HttpPeer) {

@@ -1,0 +1,267 @@
+//! The HTTP/1.1 fast path through the real binary, byte for byte: request bodies, chunked,
+//! close-delimited and interim responses, pipelining, hop-by-hop fields, a pooled upstream
+//! connection that the endpoint closed, a broken endpoint, and what goes to the general path.
+
+use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
+use e2e::raw::{read_request, RawConnection};
+use e2e::{Echo, Pier};
+use std::net::{Ipv4Addr, SocketAddr};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const HOST: &str = "fast.example";
+
+/// A backend answering by path, to make pier face every framing:
+/// - `/echo-body`: 200 with the request body, plus `x-seen-connection` (the request's
+///   `Connection` field or `-`), `x-seen-hop` (`x-hop` or `-`) and `x-nth` (requests so far on
+///   this connection);
+/// - `/chunked`: a chunked body with a trailer;
+/// - `/until-close`: a body delimited by closing the connection;
+/// - `/early-hints`: a 103 before the 200;
+/// - `/once-per-connection`: answered on a connection's first request only; a later request on
+///   the same connection makes it close without an answer;
+/// - `/garbage`: not HTTP at all.
+async fn scripted_backend(ip: Ipv4Addr) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind backend");
+    let addr = listener.local_addr().expect("backend address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(serve_connection(stream));
+        }
+    });
+    addr
+}
+
+async fn serve_connection(mut stream: TcpStream) {
+    let mut buf = Vec::new();
+    let mut nth = 0;
+    while let Ok(Some(request)) = read_request(&mut stream, &mut buf).await {
+        nth += 1;
+        let field = |name: &str| request.header(name).unwrap_or("-").to_string();
+        let body = request.body.clone();
+        let reply: Vec<u8> = match request.target.as_str() {
+            "/echo-body" => {
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nx-seen-connection: {}\r\n\
+                     x-seen-hop: {}\r\nx-nth: {nth}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
+                    body.len(),
+                    field("connection"),
+                    field("x-hop"),
+                )
+                .into_bytes();
+                r.extend_from_slice(&body);
+                r
+            }
+            "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"
+                .to_vec(),
+            "/until-close" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ")
+                    .await;
+                let _ = stream.write_all(b"close").await;
+                return;
+            }
+            "/early-hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+                HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                .to_vec(),
+            "/once-per-connection" if nth > 1 => return,
+            "/once-per-connection" => {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes()
+                    .into_iter()
+                    .chain(body)
+                    .collect()
+            }
+            "/garbage" => b"SSH-2.0-nonsense\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        };
+        if stream.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn pier_with(addr: SocketAddr) -> Pier {
+    let manifests = join(&[
+        backend(NAMESPACE, "scripted", &[Endpoint::ready(addr)]),
+        Ingress::new(NAMESPACE, "fast")
+            .route(HOST, "/", PathType::Prefix, "scripted")
+            .to_yaml(),
+    ]);
+    Pier::start(&[("fast.yaml", manifests)]).await
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n")
+}
+
+/// The `pier_general_path_connections` series, as `(reason, count)`.
+async fn general_path_counts(pier: &Pier) -> Vec<(String, u64)> {
+    let metrics = pier.admin_get("/metrics").await.expect("metrics").text();
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("pier_general_path_connections_total{reason=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(reason, n)| (reason.to_string(), n.trim().parse().unwrap_or(0)))
+        .collect()
+}
+
+#[tokio::test]
+async fn bodies_framings_and_pipelining_on_one_connection() {
+    let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 71)).await;
+    let pier = pier_with(backend).await;
+    let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+
+    // A request body, and hop-by-hop fields that must not reach the endpoint.
+    conn.send(
+        format!(
+            "POST /echo-body HTTP/1.1\r\nHost: {HOST}\r\nConnection: keep-alive, X-Hop\r\n\
+             X-Hop: secret\r\nContent-Length: 11\r\n\r\nhello world"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello world");
+    assert_eq!(r.header("x-seen-connection"), Some("-"), "{r:?}");
+    assert_eq!(r.header("x-seen-hop"), Some("-"), "{r:?}");
+    assert_eq!(
+        r.header("connection"),
+        None,
+        "upstream's keep-alive is not passed on"
+    );
+    assert_eq!(r.header("keep-alive"), None);
+
+    // Chunked: relayed as chunks, and the connection is still usable afterwards.
+    conn.send(get("/chunked").as_bytes()).await.unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+
+    // An interim response is passed on before the final one.
+    conn.send(get("/early-hints").as_bytes()).await.unwrap();
+    let interim = conn.read_response(false).await.unwrap();
+    assert_eq!(interim.status, 103);
+    assert_eq!(interim.header("link"), Some("</a.css>; rel=preload"));
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+
+    // Two pipelined requests in one write: two answers, in order; the upstream connection
+    // is reused between them (x-nth counts requests per upstream connection).
+    let two = format!(
+        "POST /echo-body HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 3\r\n\r\none\
+         POST /echo-body HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 3\r\n\r\ntwo"
+    );
+    conn.send(two.as_bytes()).await.unwrap();
+    let first = conn.read_response(false).await.unwrap();
+    let second = conn.read_response(false).await.unwrap();
+    assert_eq!((first.text(), second.text()), ("one".into(), "two".into()));
+    let nth = |r: &e2e::raw::RawResponse| r.header("x-nth").unwrap_or("0").parse::<u32>().unwrap();
+    assert_eq!(
+        nth(&second),
+        nth(&first) + 1,
+        "pooled upstream connection not reused"
+    );
+
+    // HEAD: no body even though the endpoint announces one.
+    conn.send(format!("HEAD /echo-body HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let r = conn.read_response(true).await.unwrap();
+    assert_eq!(r.status, 200);
+
+    // A close-delimited body: the client gets all of it and `Connection: close`.
+    conn.send(get("/until-close").as_bytes()).await.unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.text(), "until close");
+    assert!(conn.is_closed().await);
+
+    assert!(
+        general_path_counts(&pier).await.is_empty(),
+        "all of this is the fast path's: {:?}",
+        general_path_counts(&pier).await
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_endpoint_is_replaced_transparently() {
+    let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 72)).await;
+    let pier = pier_with(backend).await;
+    let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+    // Every second request meets a pooled connection that the endpoint closes on reading it;
+    // even a POST (not idempotent) is resent, because nothing of it was processed.
+    for i in 0..10 {
+        let body = format!("body-{i}");
+        conn.send(
+            format!(
+                "POST /once-per-connection HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let r = conn.read_response(false).await.unwrap();
+        assert_eq!((r.status, r.text()), (200, body), "request {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_broken_endpoint_gets_502_and_the_client_connection_survives() {
+    let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 73)).await;
+    let pier = pier_with(backend).await;
+    let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+    conn.send(get("/garbage").as_bytes()).await.unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("server"), Some("pier"));
+    conn.send(get("/chunked").as_bytes()).await.unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+}
+
+#[tokio::test]
+async fn what_the_fast_path_does_not_serve_goes_to_the_general_path() {
+    let echo = Echo::start(Ipv4Addr::new(127, 0, 0, 74), "echo").await;
+    let pier = pier_with(echo.addr()).await;
+    let cases: [(&str, &str); 4] = [
+        (
+            "POST / HTTP/1.1\r\nHost: fast.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "request body with Transfer-Encoding",
+        ),
+        ("GET / HTTP/1.0\r\nHost: fast.example\r\n\r\n", "HTTP/1.0"),
+        (
+            "GET http://fast.example/ HTTP/1.1\r\nHost: fast.example\r\n\r\n",
+            "not an origin-form target",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: fast.example\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+            "Upgrade",
+        ),
+    ];
+    for (request, reason) in cases {
+        let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+        conn.send(request.as_bytes()).await.unwrap();
+        let r = conn.read_response(false).await.unwrap();
+        // The general path serves it: the echo backend answers (an unknown upgrade is proxied
+        // as a plain request, which the backend answers without switching protocols).
+        assert_eq!(r.status, 200, "{reason}: {r:?}");
+        assert!(
+            r.text().contains("\"name\":\"echo\""),
+            "{reason}: {}",
+            r.text()
+        );
+        let counts = general_path_counts(&pier).await;
+        assert!(
+            counts.iter().any(|(why, n)| why == reason && *n == 1),
+            "{reason} not counted: {counts:?}"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! One client connection on the fast path: read a request, route it, exchange it with an
+//! endpoint, write the answer, and again while the client keeps the connection. A request the
+//! fast path does not serve hands the connection, with the bytes read so far, to Pingora.
+
+use super::exchange::{self, Request};
+use super::forward::Client;
+use super::head::{classify, Classified, RequestHead, MAX_HEADERS};
+use super::PierApp;
+use crate::answer::{self, Answer};
+use crate::lb::{PickContext, RequestHeaders};
+use crate::state::ProxyState;
+use bytes::{Buf, BytesMut};
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use pingora_timeout::fast_timeout::fast_timeout;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long an idle client connection is kept between requests, and how long a request may
+/// take to arrive once started.
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Initial size of the request buffer (grown for large heads and bodies).
+const REQUEST_BUF: usize = 4 * 1024;
+/// Initial size of the upstream buffer.
+const UPSTREAM_BUF: usize = 16 * 1024;
+/// A request head not complete within this many bytes goes to the general path, which
+/// refuses it properly.
+const MAX_HEAD: usize = 32 * 1024;
+
+/// The client connection and the buffers one request at a time reuses.
+pub(super) struct Io {
+    /// The client connection.
+    pub client: Stream,
+    /// Who the client is.
+    pub peer: Client,
+    /// Outgoing bytes: the upstream request, then the client's response head.
+    pub out: Vec<u8>,
+    /// Bytes read from the endpoint.
+    pub upbuf: BytesMut,
+}
+
+impl Io {
+    /// Writes `out` to the client and flushes.
+    pub async fn send_out(&mut self) -> std::io::Result<()> {
+        self.client.write_all(&self.out).await?;
+        self.client.flush().await
+    }
+}
+
+/// What a served request leaves the connection in.
+enum Next {
+    /// Ready for the next request.
+    KeepAlive,
+    /// Close it.
+    Close,
+    /// Give it to the general path, starting with the current request, for this reason.
+    HandOff(&'static str),
+}
+
+/// Serves the connection until it closes or is handed off.
+pub(super) async fn serve(
+    app: &Arc<PierApp>,
+    client: Stream,
+    tls: bool,
+    shutdown: &ShutdownWatch,
+) -> Option<Stream> {
+    let ip = client
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+    let mut io = Io {
+        client,
+        peer: Client { ip, tls },
+        out: Vec::with_capacity(2048),
+        upbuf: BytesMut::with_capacity(UPSTREAM_BUF),
+    };
+    let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
+    let mut shutdown = shutdown.clone();
+    loop {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let next = match classify(&inbuf, &mut storage) {
+            Classified::Serve(head) if inbuf.len() >= head.head_len + head.content_length => {
+                let end = head.head_len + head.content_length;
+                let closing = *shutdown.borrow();
+                let next = serve_one(
+                    &app.state,
+                    &mut io,
+                    &head,
+                    &inbuf[head.head_len..end],
+                    closing,
+                )
+                .await;
+                if let Next::KeepAlive = next {
+                    inbuf.advance(end);
+                }
+                next
+            }
+            Classified::Partial if inbuf.len() > MAX_HEAD => Next::HandOff("large head"),
+            // The head is incomplete, or the body (at most MAX_BUFFERED_BODY) still arriving.
+            Classified::Serve(_) | Classified::Partial => {
+                if read_request_bytes(&mut io, &mut inbuf, &mut shutdown).await {
+                    continue;
+                }
+                Next::Close
+            }
+            Classified::HandOff(why) => Next::HandOff(why),
+        };
+        match next {
+            Next::KeepAlive => {}
+            Next::Close => {
+                let _ = io.client.shutdown().await;
+                return None;
+            }
+            Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, &shutdown).await,
+        }
+    }
+}
+
+/// Reads more of a request into `inbuf`. Between requests it waits up to [`KEEPALIVE`] and
+/// gives up at once when shutdown begins. `false`: the connection is done (closed by the
+/// client, timed out, or shutting down).
+async fn read_request_bytes(
+    io: &mut Io,
+    inbuf: &mut BytesMut,
+    shutdown: &mut ShutdownWatch,
+) -> bool {
+    if inbuf.is_empty() {
+        // Reclaim the whole buffer for the next request.
+        inbuf.clear();
+    }
+    if inbuf.capacity() - inbuf.len() < REQUEST_BUF / 2 {
+        inbuf.reserve(REQUEST_BUF);
+    }
+    let read = if inbuf.is_empty() {
+        if *shutdown.borrow() {
+            return false;
+        }
+        tokio::select! {
+            read = fast_timeout(KEEPALIVE, io.client.read_buf(inbuf)) => read,
+            _ = shutdown.changed() => return false,
+        }
+    } else {
+        fast_timeout(KEEPALIVE, io.client.read_buf(inbuf)).await
+    };
+    matches!(read, Ok(Ok(n)) if n > 0)
+}
+
+/// Serves one complete request: pier's own answer, or the exchange with an endpoint.
+async fn serve_one(
+    state: &ProxyState,
+    io: &mut Io,
+    head: &RequestHead<'_>,
+    body: &[u8],
+    closing: bool,
+) -> Next {
+    let _request = state.track_request();
+    let close = head.close || closing;
+    if !io.peer.tls {
+        let location = state
+            .tls
+            .current()
+            .policies
+            .redirect_location(head.host, head.target);
+        if let Some(location) = location {
+            return answer(
+                state,
+                io,
+                None,
+                answer::HTTPS_ONLY,
+                Some(&location),
+                head,
+                close,
+            )
+            .await;
+        }
+    }
+    let target = state.router().route(head.host, head.path()).cloned();
+    let Some(target) = target else {
+        return answer(state, io, None, answer::NO_ROUTE, None, head, close).await;
+    };
+    let pick = PickContext {
+        client_ip: io.peer.ip,
+        headers: RequestHeaders::Raw(head.headers),
+        path: head.path(),
+        query: head.query(),
+    };
+    let service = target
+        .group
+        .pick_service(&pick, &mut fastrand::Rng::new())
+        .cloned();
+    let service = match service {
+        Some(s) if s.unavailable.is_none() && s.has_endpoints() => s,
+        _ => {
+            let label = Some(&target.label);
+            return answer(state, io, label, answer::NO_ENDPOINT, None, head, close).await;
+        }
+    };
+    let hsts = {
+        let tls = state.tls.current();
+        if !tls.upstreams.is_plain_http1(&service.id) {
+            // HTTPS and h2c backends: Pingora's connectors speak those.
+            return Next::HandOff("HTTPS or h2c backend");
+        }
+        if io.peer.tls {
+            tls.policies.lookup(head.host).and_then(|p| p.hsts.clone())
+        } else {
+            None
+        }
+    };
+    let request = Request {
+        head,
+        body,
+        pick,
+        hsts,
+        close,
+    };
+    let done = exchange::run(io, state, &service, &request).await;
+    state
+        .metrics
+        .record_request(Some(&target.label), done.code, Some(done.started));
+    if done.keep_client {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}
+
+/// Sends one of pier's own answers and records it.
+async fn answer(
+    state: &ProxyState,
+    io: &mut Io,
+    route: Option<&Arc<str>>,
+    answer: Answer,
+    location: Option<&str>,
+    head: &RequestHead<'_>,
+    close: bool,
+) -> Next {
+    super::answer::write(&mut io.out, answer, location, head.is_head(), close);
+    let sent = io.send_out().await.is_ok();
+    state
+        .metrics
+        .record_request(route, if sent { answer.code } else { 0 }, None);
+    if sent && !close {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}

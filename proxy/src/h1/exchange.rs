@@ -1,0 +1,408 @@
+//! One request's exchange with the endpoints of its Service: pick an endpoint, reuse or open a
+//! connection, send the request, relay the response. Connect failures move on to another
+//! endpoint for any method; failures after sending only for idempotent methods, and only
+//! before anything reached the client. A pooled connection that turns out to be closed is
+//! replaced by a fresh one to the same endpoint without counting against it.
+
+use super::chunked::{BadChunk, ChunkedEnd};
+use super::connection::Io;
+use super::forward;
+use super::head::RequestHead;
+use super::pool;
+use super::response::{self, Additions, Framing, MAX_RESPONSE_HEADERS};
+use crate::answer::{self, Answer};
+use crate::lb::{PickContext, ServiceBalancer};
+use crate::state::ProxyState;
+use crate::table::UpstreamPolicy;
+use bytes::Buf;
+use pingora_timeout::fast_timeout::fast_timeout;
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Room kept free in the upstream buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// A response head larger than this is refused.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// What one request needs from the exchange.
+pub(super) struct Request<'a> {
+    /// The parsed request.
+    pub head: &'a RequestHead<'a>,
+    /// Its whole body.
+    pub body: &'a [u8],
+    /// What the balancer may look at.
+    pub pick: PickContext<'a>,
+    /// `Strict-Transport-Security` for the answer (HTTPS clients of HSTS hosts).
+    pub hsts: Option<Arc<str>>,
+    /// The client connection closes after this request.
+    pub close: bool,
+}
+
+/// How the exchange ended.
+#[derive(Debug)]
+pub(super) struct Exchanged {
+    /// Status sent to the client (0: nothing could be sent).
+    pub code: u16,
+    /// When the first attempt began.
+    pub started: Instant,
+    /// Whether the client connection can take another request.
+    pub keep_client: bool,
+}
+
+/// Why an attempt produced no usable response head.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    /// Nothing was sent (connect failed): any method may be retried.
+    before_send: bool,
+    /// The endpoint did not answer in time (504 rather than 502).
+    timed_out: bool,
+    /// No byte of a response arrived (a pooled connection may just have been closed).
+    nothing_received: bool,
+    /// Something (an interim response) already went to the client: no retry.
+    committed: bool,
+}
+
+impl Failure {
+    fn answer(self) -> Answer {
+        if self.timed_out {
+            answer::UPSTREAM_TIMEOUT
+        } else {
+            answer::UPSTREAM_FAILED
+        }
+    }
+}
+
+/// The response head of a successful attempt; `io.out` holds the client's version of it.
+struct Answered {
+    stream: TcpStream,
+    code: u16,
+    head_len: usize,
+    framing: Framing,
+    reusable: bool,
+    close_client: bool,
+}
+
+/// Runs the exchange and relays the response (or pier's answer) to the client.
+pub(super) async fn run(
+    io: &mut Io,
+    state: &ProxyState,
+    service: &ServiceBalancer,
+    req: &Request<'_>,
+) -> Exchanged {
+    let started = Instant::now();
+    let upstream = &service.policy().upstream;
+    let mut rng = fastrand::Rng::new();
+    let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
+    let mut set_cookie: Option<String> = None;
+    forward::write_request(&mut io.out, req.head, io.peer, req.body);
+    let failed = loop {
+        let Some(pick) = service.pick(&req.pick, &tried, &mut rng) else {
+            break answer::UPSTREAM_FAILED;
+        };
+        let addr = pick.address;
+        tried.push(addr);
+        if pick.set_cookie.is_some() {
+            set_cookie = pick.set_cookie;
+        }
+        let add = Additions {
+            hsts: req.hsts.as_deref(),
+            set_cookie: set_cookie.as_deref(),
+            close: req.close,
+        };
+        match attempt(io, addr, upstream, req.head.is_head(), add).await {
+            Ok(answered) => {
+                if answered.code >= 500 {
+                    service.record_failure(pick.guard.state(), addr);
+                } else {
+                    service.record_success(pick.guard.state(), addr);
+                }
+                let code = answered.code;
+                let relayed = relay(io, answered, upstream.read_timeout, addr).await;
+                if relayed == Relayed::UpstreamBroke {
+                    service.record_failure(pick.guard.state(), addr);
+                }
+                return Exchanged {
+                    code,
+                    started,
+                    keep_client: relayed == Relayed::KeepClient,
+                };
+            }
+            Err(failure) => {
+                service.record_failure(pick.guard.state(), addr);
+                let allowed = !failure.committed
+                    && (failure.before_send || req.head.is_idempotent())
+                    && tried.len() <= upstream.retries as usize
+                    && service.has_untried(&tried);
+                if !allowed {
+                    if failure.committed {
+                        return Exchanged {
+                            code: 0,
+                            started,
+                            keep_client: false,
+                        };
+                    }
+                    break failure.answer();
+                }
+                state.metrics.retries.inc();
+            }
+        }
+    };
+    super::answer::write(&mut io.out, failed, None, req.head.is_head(), req.close);
+    let sent = io.send_out().await.is_ok();
+    Exchanged {
+        code: if sent { failed.code } else { 0 },
+        started,
+        keep_client: sent && !req.close,
+    }
+}
+
+/// One attempt on one endpoint: a pooled connection if one is open (replaced by a fresh one if
+/// it turns out closed), else a new one.
+async fn attempt(
+    io: &mut Io,
+    addr: SocketAddr,
+    upstream: &UpstreamPolicy,
+    head_request: bool,
+    add: Additions<'_>,
+) -> Result<Answered, Failure> {
+    if let Some(stream) = pool::take(addr) {
+        match exchange_head(io, stream, upstream.read_timeout, head_request, add).await {
+            Err(f) if f.nothing_received && !f.timed_out && !f.committed => {}
+            done => return done,
+        }
+    }
+    let stream = match fast_timeout(upstream.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) | Err(_) => {
+            return Err(Failure {
+                before_send: true,
+                timed_out: false,
+                nothing_received: true,
+                committed: false,
+            })
+        }
+    };
+    // Small writes (request heads) must not wait for ACKs.
+    let _ = stream.set_nodelay(true);
+    exchange_head(io, stream, upstream.read_timeout, head_request, add).await
+}
+
+/// Sends the request in `io.out` and reads the response head; on success `io.out` holds the
+/// client's response head and `io.upbuf` starts with the endpoint's head.
+async fn exchange_head(
+    io: &mut Io,
+    mut stream: TcpStream,
+    read_timeout: Duration,
+    head_request: bool,
+    mut add: Additions<'_>,
+) -> Result<Answered, Failure> {
+    let mut failure = Failure {
+        before_send: false,
+        timed_out: false,
+        nothing_received: true,
+        committed: false,
+    };
+    // An endpoint that stops reading is as broken as one that stops answering.
+    match fast_timeout(read_timeout, stream.write_all(&io.out)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(failure),
+        Err(_) => {
+            failure.timed_out = true;
+            return Err(failure);
+        }
+    }
+    io.upbuf.clear();
+    loop {
+        if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
+            io.upbuf.reserve(READ_CHUNK);
+        }
+        match fast_timeout(read_timeout, stream.read_buf(&mut io.upbuf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(failure),
+            Err(_) => {
+                failure.timed_out = true;
+                return Err(failure);
+            }
+            Ok(Ok(_)) => failure.nothing_received = false,
+        }
+        // Every complete head in the buffer: interim ones are passed on, the final one ends
+        // the loop.
+        loop {
+            let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let head = match response::parse(&io.upbuf, &mut storage, head_request) {
+                Ok(Some(head)) => head,
+                Ok(None) if io.upbuf.len() < MAX_RESPONSE_HEAD => break,
+                Ok(None) | Err(_) => return Err(failure),
+            };
+            if head.code == 101 {
+                // Never asked for (upgrades take the general path).
+                return Err(failure);
+            }
+            if head.code < 200 {
+                // An interim response (103 Early Hints…): pass it on, then the final one.
+                let len = head.head_len;
+                failure.committed = true;
+                let sent = io.client.write_all(&io.upbuf[..len]).await;
+                if sent.is_err() || io.client.flush().await.is_err() {
+                    return Err(failure);
+                }
+                io.upbuf.advance(len);
+                continue;
+            }
+            add.close |= head.framing == Framing::UntilClose;
+            response::write_head(&mut io.out, &head, add);
+            return Ok(Answered {
+                code: head.code,
+                head_len: head.head_len,
+                framing: head.framing,
+                reusable: head.reusable,
+                close_client: add.close,
+                stream,
+            });
+        }
+    }
+}
+
+/// How relaying the body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// Complete; the client connection can take another request.
+    KeepClient,
+    /// Complete, but the client connection closes (asked for, or the body ran to EOF).
+    CloseClient,
+    /// The client went away.
+    ClientGone,
+    /// The endpoint failed in the middle of the body: the client connection must close.
+    UpstreamBroke,
+}
+
+/// Sends the client's response head with the body bytes already read, then the rest of the
+/// body as it arrives. Pools the upstream connection when it ended cleanly.
+async fn relay(
+    io: &mut Io,
+    answered: Answered,
+    read_timeout: Duration,
+    addr: SocketAddr,
+) -> Relayed {
+    let Answered {
+        mut stream,
+        head_len,
+        framing,
+        reusable,
+        close_client,
+        ..
+    } = answered;
+    io.upbuf.advance(head_len);
+    let result = match framing {
+        Framing::Empty => io.send_out().await.map_err(|_| Relayed::ClientGone),
+        Framing::Length(n) => relay_length(io, &mut stream, n, read_timeout).await,
+        Framing::Chunked => relay_chunked(io, &mut stream, read_timeout).await,
+        Framing::UntilClose => relay_until_close(io, &mut stream, read_timeout).await,
+    };
+    if let Err(why) = result {
+        return why;
+    }
+    if reusable && io.upbuf.is_empty() {
+        pool::put(addr, stream);
+    }
+    io.upbuf.clear();
+    if close_client {
+        Relayed::CloseClient
+    } else {
+        Relayed::KeepClient
+    }
+}
+
+/// Sends the first `n` bytes of `io.upbuf` to the client and drops them from the buffer.
+async fn send_body(io: &mut Io, n: usize) -> Result<(), Relayed> {
+    io.client
+        .write_all(&io.upbuf[..n])
+        .await
+        .map_err(|_| Relayed::ClientGone)?;
+    io.upbuf.advance(n);
+    Ok(())
+}
+
+async fn flush(io: &mut Io) -> Result<(), Relayed> {
+    io.client.flush().await.map_err(|_| Relayed::ClientGone)
+}
+
+/// Reads more of the body into `io.upbuf` (appending); `Ok(0)` at end of file.
+async fn read_more(
+    io: &mut Io,
+    stream: &mut TcpStream,
+    read_timeout: Duration,
+) -> Result<usize, Relayed> {
+    if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
+        io.upbuf.reserve(READ_CHUNK);
+    }
+    match fast_timeout(read_timeout, stream.read_buf(&mut io.upbuf)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(_)) | Err(_) => Err(Relayed::UpstreamBroke),
+    }
+}
+
+async fn relay_length(
+    io: &mut Io,
+    stream: &mut TcpStream,
+    length: u64,
+    read_timeout: Duration,
+) -> Result<(), Relayed> {
+    let first = length.min(io.upbuf.len() as u64) as usize;
+    io.out.extend_from_slice(&io.upbuf[..first]);
+    io.upbuf.advance(first);
+    io.send_out().await.map_err(|_| Relayed::ClientGone)?;
+    let mut left = length - first as u64;
+    while left > 0 {
+        io.upbuf.clear();
+        if read_more(io, stream, read_timeout).await? == 0 {
+            return Err(Relayed::UpstreamBroke);
+        }
+        let take = left.min(io.upbuf.len() as u64) as usize;
+        send_body(io, take).await?;
+        left -= take as u64;
+    }
+    flush(io).await
+}
+
+async fn relay_chunked(
+    io: &mut Io,
+    stream: &mut TcpStream,
+    read_timeout: Duration,
+) -> Result<(), Relayed> {
+    let mut end = ChunkedEnd::default();
+    let first = end
+        .advance(&io.upbuf)
+        .map_err(|BadChunk| Relayed::UpstreamBroke)?;
+    io.out.extend_from_slice(&io.upbuf[..first]);
+    io.upbuf.advance(first);
+    io.send_out().await.map_err(|_| Relayed::ClientGone)?;
+    while !end.is_done() {
+        if read_more(io, stream, read_timeout).await? == 0 {
+            return Err(Relayed::UpstreamBroke);
+        }
+        let n = end
+            .advance(&io.upbuf)
+            .map_err(|BadChunk| Relayed::UpstreamBroke)?;
+        send_body(io, n).await?;
+    }
+    flush(io).await
+}
+
+async fn relay_until_close(
+    io: &mut Io,
+    stream: &mut TcpStream,
+    read_timeout: Duration,
+) -> Result<(), Relayed> {
+    io.out.extend_from_slice(&io.upbuf);
+    io.upbuf.clear();
+    io.send_out().await.map_err(|_| Relayed::ClientGone)?;
+    while read_more(io, stream, read_timeout).await? > 0 {
+        let n = io.upbuf.len();
+        send_body(io, n).await?;
+    }
+    flush(io).await
+}

@@ -1,0 +1,128 @@
+//! pier's HTTP/1.1 fast path, on Pingora's listeners and TLS.
+//!
+//! Pingora's general proxy path is built for every case (HTTP/2, upgrades, streamed bodies,
+//! caching, modules) and pays for it on every request: a boxed request future, downstream and
+//! upstream halves joined over a channel, a task per pooled upstream connection. Most ingress
+//! traffic is the plain case: an HTTP/1.1 request with no body or a small one, to a clear-text
+//! HTTP/1.1 endpoint. This module serves that case in one loop per client connection, with
+//! heads parsed in place, the upstream request written in one buffer, and upstream
+//! connections kept per worker thread ([`pool`]).
+//!
+//! Everything else (HTTP/2 and h2c, upgrades such as WebSocket, `Expect`, chunked or large
+//! request bodies, HTTP/1.0, HTTPS and h2c backends, malformed requests) goes to Pingora's
+//! general path with the bytes already read, so behaviour stays the same whichever path serves
+//! a request. Routing, balancing, health reporting, retries, HSTS and redirects, metrics and
+//! the answers pier writes itself are shared by both paths.
+
+mod answer;
+mod chunked;
+mod connection;
+mod exchange;
+mod forward;
+mod head;
+mod pool;
+mod response;
+
+use crate::metrics::ReasonLabels;
+use crate::service::PierProxy;
+use crate::state::ProxyState;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+
+/// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The application behind pier's listeners: the fast path, and Pingora's general path for
+/// what the fast path does not serve.
+pub struct PierApp {
+    state: Arc<ProxyState>,
+    general: Arc<HttpProxy<PierProxy>>,
+    h2c: bool,
+}
+
+impl PierApp {
+    /// Serves HTTP/1.1 itself and hands everything else to `general`. `h2c`: accept HTTP/2
+    /// with prior knowledge on clear-text connections.
+    pub fn new(state: Arc<ProxyState>, general: HttpProxy<PierProxy>, h2c: bool) -> PierApp {
+        PierApp {
+            state,
+            general: Arc::new(general),
+            h2c,
+        }
+    }
+
+    /// Counts a connection the general path serves, by reason.
+    fn count_general(&self, reason: &'static str) {
+        self.state
+            .metrics
+            .general_path
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Gives the connection to the general path, `read` being what was read of it so far (the
+    /// start of the current request); it stays there until it closes.
+    async fn hand_off(
+        self: &Arc<Self>,
+        stream: Stream,
+        read: BytesMut,
+        reason: &'static str,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        self.count_general(reason);
+        let mut session = ServerSession::new_http1(stream);
+        let keepalive = (!*shutdown.borrow()).then_some(connection::KEEPALIVE.as_secs());
+        session.set_keepalive(keepalive);
+        if !read.is_empty() {
+            session.set_pipelined_prefix(read);
+        }
+        let mut result = self.general.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = result.map(|r| r.consume()) {
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            result = self.general.process_new_http(session, shutdown).await;
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl ServerApp for PierApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let tls = stream.get_ssl_digest().is_some();
+        if tls {
+            if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+                self.count_general("HTTP/2");
+                return self.general.process_new(stream, shutdown).await;
+            }
+        } else if self.h2c {
+            let mut preface = [0u8; H2_PREFACE.len()];
+            match stream.try_peek(&mut preface).await {
+                Ok(true) if &preface == H2_PREFACE => {
+                    self.count_general("HTTP/2");
+                    return self.general.process_new(stream, shutdown).await;
+                }
+                Ok(_) => {}
+                // The client left before sending anything.
+                Err(_) => return None,
+            }
+        }
+        connection::serve(self, stream, tls, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.general.http_cleanup().await;
+    }
+}
