@@ -20,7 +20,8 @@ const HOST: &str = "fast.example";
 /// - `/early-hints`: a 103 before the 200;
 /// - `/once-per-connection`: answered on a connection's first request only; a later request on
 ///   the same connection makes it close without an answer;
-/// - `/garbage`: not HTTP at all.
+/// - `/garbage`: not HTTP at all;
+/// - `/silent`: no answer at all.
 async fn scripted_backend(ip: Ipv4Addr) -> SocketAddr {
     let listener = TcpListener::bind((ip, 0)).await.expect("bind backend");
     let addr = listener.local_addr().expect("backend address");
@@ -77,6 +78,11 @@ async fn serve_connection(mut stream: TcpStream) {
                     .collect()
             }
             "/garbage" => b"SSH-2.0-nonsense\r\n\r\n".to_vec(),
+            "/silent" => {
+                // Read the request, never answer (until the test ends).
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                return;
+            }
             _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
         };
         if stream.write_all(&reply).await.is_err() {
@@ -89,6 +95,7 @@ async fn pier_with(addr: SocketAddr) -> Pier {
     let manifests = join(&[
         backend(NAMESPACE, "scripted", &[Endpoint::ready(addr)]),
         Ingress::new(NAMESPACE, "fast")
+            .annotation("pier.dev/read-timeout", "400ms")
             .route(HOST, "/", PathType::Prefix, "scripted")
             .to_yaml(),
     ]);
@@ -225,6 +232,27 @@ async fn a_broken_endpoint_gets_502_and_the_client_connection_survives() {
     conn.send(get("/chunked").as_bytes()).await.unwrap();
     let r = conn.read_response(false).await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+}
+
+#[tokio::test]
+async fn an_endpoint_that_does_not_answer_gets_504_after_the_read_timeout() {
+    let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 75)).await;
+    let pier = pier_with(backend).await;
+    let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    conn.send(get("/silent").as_bytes()).await.unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert_eq!(r.header("server"), Some("pier"));
+    assert!(
+        waited >= std::time::Duration::from_millis(400)
+            && waited < std::time::Duration::from_secs(3),
+        "answered after {waited:?} (read timeout 400ms)"
+    );
+    // The client connection is still good.
+    conn.send(get("/chunked").as_bytes()).await.unwrap();
+    assert_eq!(conn.read_response(false).await.unwrap().status, 200);
 }
 
 #[tokio::test]

@@ -2,9 +2,10 @@
 //! endpoint, write the answer, and again while the client keeps the connection. A request the
 //! fast path does not serve hands the connection, with the bytes read so far, to Pingora.
 
+use super::deadline::Deadline;
 use super::exchange::{self, Request};
 use super::forward::Client;
-use super::head::{classify, Classified, RequestHead, MAX_HEADERS};
+use super::head::{classify, header_storage, Classified, RequestHead};
 use super::PierApp;
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, RequestHeaders};
@@ -12,7 +13,8 @@ use crate::state::ProxyState;
 use bytes::{Buf, BytesMut};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
-use pingora_timeout::fast_timeout::fast_timeout;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +40,10 @@ pub(super) struct Io {
     pub out: Vec<u8>,
     /// Bytes read from the endpoint.
     pub upbuf: BytesMut,
+    /// Times out waits on the client (idle keep-alive, a request arriving).
+    pub client_timer: Deadline,
+    /// Times out waits on the endpoint (sending, each read of the response).
+    pub upstream_timer: Deadline,
 }
 
 impl Io {
@@ -70,14 +76,22 @@ pub(super) async fn serve(
         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
     let mut io = Io {
         client,
-        peer: Client { ip, tls },
+        peer: Client::new(ip, tls),
         out: Vec::with_capacity(2048),
         upbuf: BytesMut::with_capacity(UPSTREAM_BUF),
+        client_timer: Deadline::new(),
+        upstream_timer: Deadline::new(),
     };
     let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
-    let mut shutdown = shutdown.clone();
+    // Resolves when shutdown begins; polled while the connection is idle. One future for the
+    // connection's life rather than one registration per request.
+    let mut watch = shutdown.clone();
+    let stopping = async move {
+        let _ = watch.changed().await;
+    };
+    tokio::pin!(stopping);
     loop {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut storage = header_storage();
         let next = match classify(&inbuf, &mut storage) {
             Classified::Serve(head) if inbuf.len() >= head.head_len + head.content_length => {
                 let end = head.head_len + head.content_length;
@@ -98,7 +112,7 @@ pub(super) async fn serve(
             Classified::Partial if inbuf.len() > MAX_HEAD => Next::HandOff("large head"),
             // The head is incomplete, or the body (at most MAX_BUFFERED_BODY) still arriving.
             Classified::Serve(_) | Classified::Partial => {
-                if read_request_bytes(&mut io, &mut inbuf, &mut shutdown).await {
+                if read_request_bytes(&mut io, &mut inbuf, shutdown, stopping.as_mut()).await {
                     continue;
                 }
                 Next::Close
@@ -111,7 +125,7 @@ pub(super) async fn serve(
                 let _ = io.client.shutdown().await;
                 return None;
             }
-            Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, &shutdown).await,
+            Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,
         }
     }
 }
@@ -122,7 +136,8 @@ pub(super) async fn serve(
 async fn read_request_bytes(
     io: &mut Io,
     inbuf: &mut BytesMut,
-    shutdown: &mut ShutdownWatch,
+    shutdown: &ShutdownWatch,
+    stopping: Pin<&mut impl Future<Output = ()>>,
 ) -> bool {
     if inbuf.is_empty() {
         // Reclaim the whole buffer for the next request.
@@ -131,18 +146,20 @@ async fn read_request_bytes(
     if inbuf.capacity() - inbuf.len() < REQUEST_BUF / 2 {
         inbuf.reserve(REQUEST_BUF);
     }
+    io.client_timer.arm(KEEPALIVE);
     let read = if inbuf.is_empty() {
         if *shutdown.borrow() {
             return false;
         }
         tokio::select! {
-            read = fast_timeout(KEEPALIVE, io.client.read_buf(inbuf)) => read,
-            _ = shutdown.changed() => return false,
+            biased;
+            read = io.client_timer.run(io.client.read_buf(inbuf)) => read,
+            () = stopping => return false,
         }
     } else {
-        fast_timeout(KEEPALIVE, io.client.read_buf(inbuf)).await
+        io.client_timer.run(io.client.read_buf(inbuf)).await
     };
-    matches!(read, Ok(Ok(n)) if n > 0)
+    matches!(read, Some(Ok(n)) if n > 0)
 }
 
 /// Serves one complete request: pier's own answer, or the exchange with an endpoint.

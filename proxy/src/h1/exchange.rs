@@ -9,7 +9,7 @@ use super::connection::Io;
 use super::forward;
 use super::head::RequestHead;
 use super::pool;
-use super::response::{self, Additions, Framing, MAX_RESPONSE_HEADERS};
+use super::response::{self, Additions, Framing};
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, ServiceBalancer};
 use crate::state::ProxyState;
@@ -98,7 +98,7 @@ pub(super) async fn run(
     let mut rng = fastrand::Rng::new();
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut set_cookie: Option<String> = None;
-    forward::write_request(&mut io.out, req.head, io.peer, req.body);
+    forward::write_request(&mut io.out, req.head, &io.peer, req.body);
     let failed = loop {
         let Some(pick) = service.pick(&req.pick, &tried, &mut rng) else {
             break answer::UPSTREAM_FAILED;
@@ -207,10 +207,11 @@ async fn exchange_head(
         committed: false,
     };
     // An endpoint that stops reading is as broken as one that stops answering.
-    match fast_timeout(read_timeout, stream.write_all(&io.out)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(failure),
-        Err(_) => {
+    io.upstream_timer.arm(read_timeout);
+    match io.upstream_timer.run(stream.write_all(&io.out)).await {
+        Some(Ok(())) => {}
+        Some(Err(_)) => return Err(failure),
+        None => {
             failure.timed_out = true;
             return Err(failure);
         }
@@ -220,18 +221,19 @@ async fn exchange_head(
         if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
             io.upbuf.reserve(READ_CHUNK);
         }
-        match fast_timeout(read_timeout, stream.read_buf(&mut io.upbuf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(failure),
-            Err(_) => {
+        io.upstream_timer.arm(read_timeout);
+        match io.upstream_timer.run(stream.read_buf(&mut io.upbuf)).await {
+            Some(Ok(0)) | Some(Err(_)) => return Err(failure),
+            None => {
                 failure.timed_out = true;
                 return Err(failure);
             }
-            Ok(Ok(_)) => failure.nothing_received = false,
+            Some(Ok(_)) => failure.nothing_received = false,
         }
         // Every complete head in the buffer: interim ones are passed on, the final one ends
         // the loop.
         loop {
-            let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut storage = response::header_storage();
             let head = match response::parse(&io.upbuf, &mut storage, head_request) {
                 Ok(Some(head)) => head,
                 Ok(None) if io.upbuf.len() < MAX_RESPONSE_HEAD => break,
@@ -339,9 +341,10 @@ async fn read_more(
     if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
         io.upbuf.reserve(READ_CHUNK);
     }
-    match fast_timeout(read_timeout, stream.read_buf(&mut io.upbuf)).await {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(_)) | Err(_) => Err(Relayed::UpstreamBroke),
+    io.upstream_timer.arm(read_timeout);
+    match io.upstream_timer.run(stream.read_buf(&mut io.upbuf)).await {
+        Some(Ok(n)) => Ok(n),
+        Some(Err(_)) | None => Err(Relayed::UpstreamBroke),
     }
 }
 

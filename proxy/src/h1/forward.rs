@@ -22,12 +22,40 @@ const DROPPED: [&str; 10] = [
 ];
 
 /// Who sent the request and how.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Client {
     /// The client's address (`None` for a Unix socket).
     pub ip: Option<IpAddr>,
     /// Whether the client connected over TLS.
     pub tls: bool,
+    /// The address as text, formatted once per connection.
+    ip_text: [u8; 46],
+    ip_len: u8,
+}
+
+impl Client {
+    /// A client at `ip`.
+    pub fn new(ip: Option<IpAddr>, tls: bool) -> Client {
+        let mut ip_text = [0u8; 46];
+        let mut ip_len = 0;
+        if let Some(ip) = ip {
+            // The longest textual IPv6 address is 45 bytes: this cannot fail.
+            let mut cursor = std::io::Cursor::new(&mut ip_text[..]);
+            if write!(cursor, "{ip}").is_ok() {
+                ip_len = cursor.position() as u8;
+            }
+        }
+        Client {
+            ip,
+            tls,
+            ip_text,
+            ip_len,
+        }
+    }
+
+    fn ip_text(&self) -> &[u8] {
+        &self.ip_text[..usize::from(self.ip_len)]
+    }
 }
 
 /// Writes the upstream request (head, then `body`) into `out`, which is cleared first.
@@ -38,7 +66,7 @@ pub(super) struct Client {
 pub(super) fn write_request(
     out: &mut Vec<u8>,
     head: &RequestHead<'_>,
-    client: Client,
+    client: &Client,
     body: &[u8],
 ) {
     out.clear();
@@ -76,7 +104,8 @@ pub(super) fn write_request(
     if !head.host.is_empty() {
         field(out, b"x-forwarded-host", head.host.as_bytes());
     }
-    if let Some(ip) = client.ip {
+    if client.ip.is_some() {
+        let ip = client.ip_text();
         out.extend_from_slice(b"x-forwarded-for: ");
         if forwarded_for {
             for h in head.headers {
@@ -87,7 +116,9 @@ pub(super) fn write_request(
                 }
             }
         }
-        let _ = write!(out, "{ip}\r\nx-real-ip: {ip}\r\n");
+        out.extend_from_slice(ip);
+        out.extend_from_slice(b"\r\n");
+        field(out, b"x-real-ip", ip);
     }
     let proto: &[u8] = if client.tls { b"https" } else { b"http" };
     field(out, b"x-forwarded-proto", proto);
@@ -108,11 +139,12 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::head::{classify, Classified, MAX_HEADERS};
+    use super::super::head::{classify, header_storage, Classified};
     use super::*;
 
     fn forwarded(raw: &str, client: Client) -> String {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let client = &client;
+        let mut storage = header_storage();
         let Classified::Serve(head) = classify(raw.as_bytes(), &mut storage) else {
             panic!("not served")
         };
@@ -122,16 +154,15 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    const CLIENT: Client = Client {
-        ip: Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7))),
-        tls: false,
-    };
+    fn client(tls: bool) -> Client {
+        Client::new(Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7))), tls)
+    }
 
     #[test]
     fn keeps_the_request_and_adds_forwarding_fields() {
         let out = forwarded(
             "POST /p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nX-Custom: Yes\r\nContent-Length: 2\r\n\r\nhi",
-            CLIENT,
+            client(false),
         );
         assert_eq!(
             out,
@@ -146,10 +177,7 @@ mod tests {
         let out = forwarded(
             "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nx-real-ip: 6.6.6.6\r\n\
              X-Forwarded-Proto: https\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\n\r\n",
-            Client {
-                tls: true,
-                ..CLIENT
-            },
+            client(true),
         );
         assert!(
             out.contains("x-forwarded-for: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n"),
@@ -169,7 +197,7 @@ mod tests {
         let out = forwarded(
             "GET / HTTP/1.1\r\nX-Secret: 1\r\nHost: a\r\nConnection: close, X-Secret\r\n\
              Keep-Alive: timeout=5\r\nTE: trailers\r\nX-Kept: 2\r\n\r\n",
-            CLIENT,
+            client(false),
         );
         let lower = out.to_ascii_lowercase();
         for gone in ["connection:", "keep-alive:", "te:", "x-secret:"] {
@@ -185,10 +213,7 @@ mod tests {
     fn without_a_client_address_no_address_fields() {
         let out = forwarded(
             "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-            Client {
-                ip: None,
-                tls: false,
-            },
+            Client::new(None, false),
         );
         assert!(
             !out.contains("x-forwarded-for") && !out.contains("x-real-ip"),

@@ -1,6 +1,8 @@
 //! A request head as the fast path sees it: parsed in place (no copies, no header map) and
 //! classified as one it serves itself or one it hands to Pingora's general path.
 
+use std::mem::MaybeUninit;
+
 /// Most header fields a request may have on the fast path (Pingora takes larger heads).
 pub(super) const MAX_HEADERS: usize = 96;
 /// Largest request body the fast path buffers whole (so a failed attempt can be retried);
@@ -64,13 +66,21 @@ pub(super) enum Classified<'b> {
     HandOff(&'static str),
 }
 
+/// Room for the header fields of one request, left uninitialised (filled by the parser).
+pub(super) type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Empty header storage.
+pub(super) fn header_storage<'b>() -> HeaderStorage<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
 /// Parses and classifies the request at the start of `buf`.
 pub(super) fn classify<'b>(
     buf: &'b [u8],
-    storage: &'b mut [httparse::Header<'b>],
+    storage: &'b mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Classified<'b> {
-    let mut req = httparse::Request::new(storage);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, storage) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Classified::Partial,
         Err(httparse::Error::TooManyHeaders) => return Classified::HandOff("many header fields"),
@@ -166,7 +176,7 @@ mod tests {
     use super::*;
 
     fn with<R>(raw: &str, f: impl FnOnce(Classified<'_>) -> R) -> R {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut storage = header_storage();
         f(classify(raw.as_bytes(), &mut storage))
     }
 

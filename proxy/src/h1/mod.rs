@@ -17,6 +17,7 @@
 mod answer;
 mod chunked;
 mod connection;
+mod deadline;
 mod exchange;
 mod forward;
 mod head;

@@ -2,9 +2,15 @@
 //! and rewritten for the client without the fields that describe the upstream connection.
 
 use super::head::{parse_length, tokens};
+use std::mem::MaybeUninit;
 
 /// Most header fields an upstream response may have.
 pub(super) const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// Room for the header fields of one response, left uninitialised (filled by the parser).
+pub(super) fn header_storage<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_RESPONSE_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_RESPONSE_HEADERS]
+}
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +57,13 @@ pub(super) enum BadResponse {
 /// the request was `HEAD`, so the response has no body whatever it says.
 pub(super) fn parse<'b>(
     buf: &'b [u8],
-    storage: &'b mut [httparse::Header<'b>],
+    storage: &'b mut [MaybeUninit<httparse::Header<'b>>],
     head_request: bool,
 ) -> Result<Option<ResponseHead<'b>>, BadResponse> {
-    let mut resp = httparse::Response::new(storage);
-    let head_len = match resp.parse(buf) {
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, storage);
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(BadResponse::Malformed),
@@ -187,7 +195,7 @@ mod tests {
     use super::*;
 
     fn parsed<R>(raw: &str, head_request: bool, f: impl FnOnce(ResponseHead<'_>) -> R) -> R {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+        let mut storage = header_storage();
         let head = parse(raw.as_bytes(), &mut storage, head_request)
             .expect("valid")
             .expect("complete");
@@ -254,14 +262,14 @@ mod tests {
             ("HTTP/2 200\r\n\r\n", BadResponse::Malformed),
             ("SSH-2.0-OpenSSH\r\n\r\n", BadResponse::Malformed),
         ] {
-            let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut storage = header_storage();
             assert_eq!(
                 parse(raw.as_bytes(), &mut storage, false).unwrap_err(),
                 want,
                 "{raw:?}"
             );
         }
-        let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+        let mut storage = header_storage();
         assert!(parse(b"HTTP/1.1 200 OK\r\nA: b\r\n", &mut storage, false)
             .unwrap()
             .is_none());
