@@ -99,4 +99,10 @@ async fn http2_prior_knowledge_is_routed_by_authority() {
         echo["headers"]["x-forwarded-host"], "H2.Example:4430",
         "{echo}"
     );
+    // HTTP/2 is served by the general path, and counted as such.
+    let metrics = pier.admin_get("/metrics").await.expect("metrics").text();
+    assert!(
+        metrics.contains("pier_general_path_connections_total{reason=\"HTTP/2\"} 1"),
+        "{metrics}"
+    );
 }

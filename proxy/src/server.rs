@@ -8,6 +8,8 @@ use crate::shutdown::{self, Relay, Stop};
 use crate::state::ProxyState;
 use crate::tls::TlsError;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -117,10 +119,14 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
     general.server_options = Some(options);
     let app = PierApp::new(state, general, true);
     let mut http = Service::new("pier http".to_string(), app);
-    http.add_tcp(&settings.http_listen);
+    // The fast path reads into its own buffers, so Pingora's 64 KiB read buffer per
+    // connection (zeroed at every accept) is left out; its small write buffer stays for the
+    // general path, which writes heads and bodies separately.
+    let buffers = L4BufferSettings::default().read(0);
+    http.add_listener(ListenerConfig::tcp(&settings.http_listen).l4_buffer(buffers));
     if let (Some(addr), Some(tls)) = (&settings.https_listen, tls_settings) {
         // Same service, so HTTP and HTTPS share routing, pools and metrics.
-        http.add_tls_with_settings(addr, None, tls);
+        http.add_listener(ListenerConfig::tcp(addr).tls(tls).l4_buffer(buffers));
     }
     server.add_service(http);
     server.add_service(pingora::services::background::background_service(

@@ -6,7 +6,7 @@ use super::deadline::Deadline;
 use super::exchange::{self, Request};
 use super::forward::Client;
 use super::head::{classify, header_storage, Classified, RequestHead};
-use super::PierApp;
+use super::{PierApp, H2_PREFACE};
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, RequestHeaders};
 use crate::state::ProxyState;
@@ -24,8 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Initial size of the request buffer (grown for large heads and bodies).
 const REQUEST_BUF: usize = 4 * 1024;
-/// Initial size of the upstream buffer.
-const UPSTREAM_BUF: usize = 16 * 1024;
+/// Initial size of the upstream buffer (kept below the allocator's large size classes).
+const UPSTREAM_BUF: usize = 8 * 1024;
 /// A request head not complete within this many bytes goes to the general path, which
 /// refuses it properly.
 const MAX_HEAD: usize = 32 * 1024;
@@ -69,6 +69,7 @@ pub(super) async fn serve(
     app: &Arc<PierApp>,
     client: Stream,
     tls: bool,
+    mut sniff_h2c: bool,
     shutdown: &ShutdownWatch,
 ) -> Option<Stream> {
     let ip = client
@@ -91,6 +92,18 @@ pub(super) async fn serve(
     };
     tokio::pin!(stopping);
     loop {
+        if sniff_h2c {
+            match h2c_preface(&inbuf) {
+                Preface::Absent => sniff_h2c = false,
+                Preface::Present => return app.hand_off_h2c(io.client, inbuf, shutdown).await,
+                Preface::Undecided => {
+                    if read_request_bytes(&mut io, &mut inbuf, shutdown, stopping.as_mut()).await {
+                        continue;
+                    }
+                    return None;
+                }
+            }
+        }
         let mut storage = header_storage();
         let next = match classify(&inbuf, &mut storage) {
             Classified::Serve(head) if inbuf.len() >= head.head_len + head.content_length => {
@@ -127,6 +140,26 @@ pub(super) async fn serve(
             }
             Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,
         }
+    }
+}
+
+/// Whether a clear-text connection starts with the HTTP/2 preface.
+#[derive(Debug, PartialEq, Eq)]
+enum Preface {
+    Absent,
+    Present,
+    /// Too few bytes to tell.
+    Undecided,
+}
+
+fn h2c_preface(read: &[u8]) -> Preface {
+    let n = read.len().min(H2_PREFACE.len());
+    if read[..n] != H2_PREFACE[..n] {
+        Preface::Absent
+    } else if n == H2_PREFACE.len() {
+        Preface::Present
+    } else {
+        Preface::Undecided
     }
 }
 
@@ -261,5 +294,23 @@ async fn answer(
         Next::KeepAlive
     } else {
         Next::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_h2c_preface_is_recognised_from_its_first_bytes() {
+        assert_eq!(h2c_preface(b""), Preface::Undecided);
+        assert_eq!(h2c_preface(b"PRI * HT"), Preface::Undecided);
+        assert_eq!(h2c_preface(H2_PREFACE), Preface::Present);
+        assert_eq!(
+            h2c_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"),
+            Preface::Present
+        );
+        assert_eq!(h2c_preface(b"GET / HTTP/1.1\r\n"), Preface::Absent);
+        assert_eq!(h2c_preface(b"PRIX"), Preface::Absent);
     }
 }

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Room kept free in the upstream buffer before each read.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
 /// A response head larger than this is refused.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -233,39 +233,77 @@ async fn exchange_head(
         // Every complete head in the buffer: interim ones are passed on, the final one ends
         // the loop.
         loop {
-            let mut storage = response::header_storage();
-            let head = match response::parse(&io.upbuf, &mut storage, head_request) {
-                Ok(Some(head)) => head,
-                Ok(None) if io.upbuf.len() < MAX_RESPONSE_HEAD => break,
-                Ok(None) | Err(_) => return Err(failure),
-            };
-            if head.code == 101 {
-                // Never asked for (upgrades take the general path).
-                return Err(failure);
-            }
-            if head.code < 200 {
-                // An interim response (103 Early Hints…): pass it on, then the final one.
-                let len = head.head_len;
-                failure.committed = true;
-                let sent = io.client.write_all(&io.upbuf[..len]).await;
-                if sent.is_err() || io.client.flush().await.is_err() {
-                    return Err(failure);
+            match examine_head(io, head_request, &mut add) {
+                Head::Incomplete => break,
+                Head::Unusable => return Err(failure),
+                Head::Interim(len) => {
+                    // An interim response (103 Early Hints…): pass it on, then the final one.
+                    failure.committed = true;
+                    let sent = io.client.write_all(&io.upbuf[..len]).await;
+                    if sent.is_err() || io.client.flush().await.is_err() {
+                        return Err(failure);
+                    }
+                    io.upbuf.advance(len);
                 }
-                io.upbuf.advance(len);
-                continue;
+                Head::Final(head) => {
+                    return Ok(Answered {
+                        code: head.code,
+                        head_len: head.head_len,
+                        framing: head.framing,
+                        reusable: head.reusable,
+                        close_client: add.close,
+                        stream,
+                    })
+                }
             }
-            add.close |= head.framing == Framing::UntilClose;
-            response::write_head(&mut io.out, &head, add);
-            return Ok(Answered {
-                code: head.code,
-                head_len: head.head_len,
-                framing: head.framing,
-                reusable: head.reusable,
-                close_client: add.close,
-                stream,
-            });
         }
     }
+}
+
+/// What the start of `io.upbuf` holds.
+enum Head {
+    /// Not a whole head yet.
+    Incomplete,
+    /// Not a usable response.
+    Unusable,
+    /// An interim (1xx) response of this length.
+    Interim(usize),
+    /// The final response head; `io.out` holds the client's version of it.
+    Final(FinalHead),
+}
+
+struct FinalHead {
+    code: u16,
+    head_len: usize,
+    framing: Framing,
+    reusable: bool,
+}
+
+/// Parses the response head at the start of `io.upbuf` and, for a final one, writes the
+/// client's head into `io.out`. Synchronous, so the parsed fields never live across an
+/// `.await` (which would make every connection's state larger).
+fn examine_head(io: &mut Io, head_request: bool, add: &mut Additions<'_>) -> Head {
+    let mut storage = response::header_storage();
+    let head = match response::parse(&io.upbuf, &mut storage, head_request) {
+        Ok(Some(head)) => head,
+        Ok(None) if io.upbuf.len() < MAX_RESPONSE_HEAD => return Head::Incomplete,
+        Ok(None) | Err(_) => return Head::Unusable,
+    };
+    if head.code == 101 {
+        // Never asked for (upgrades take the general path).
+        return Head::Unusable;
+    }
+    if head.code < 200 {
+        return Head::Interim(head.head_len);
+    }
+    add.close |= head.framing == Framing::UntilClose;
+    response::write_head(&mut io.out, &head, *add);
+    Head::Final(FinalHead {
+        code: head.code,
+        head_len: head.head_len,
+        framing: head.framing,
+        reusable: head.reusable,
+    })
 }
 
 /// How relaying the body ended.

@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
@@ -67,6 +68,27 @@ impl PierApp {
             .inc();
     }
 
+    /// Gives a clear-text connection that began with the HTTP/2 preface to the general path,
+    /// `read` being the bytes read so far (put back to be read again).
+    async fn hand_off_h2c(
+        self: &Arc<Self>,
+        stream: Stream,
+        read: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // Listener streams are Pingora's L4 streams, which can take bytes back.
+        let mut l4 = match stream.into_any().downcast::<L4Stream>() {
+            Ok(l4) => l4,
+            Err(_) => {
+                tracing::debug!("h2c on a stream that cannot rewind: closed");
+                return None;
+            }
+        };
+        l4.rewind(&read);
+        self.count_general("HTTP/2");
+        self.general.process_new(l4, shutdown).await
+    }
+
     /// Gives the connection to the general path, `read` being what was read of it so far (the
     /// start of the current request); it stays there until it closes.
     async fn hand_off(
@@ -99,28 +121,17 @@ impl PierApp {
 impl ServerApp for PierApp {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let tls = stream.get_ssl_digest().is_some();
-        if tls {
-            if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-                self.count_general("HTTP/2");
-                return self.general.process_new(stream, shutdown).await;
-            }
-        } else if self.h2c {
-            let mut preface = [0u8; H2_PREFACE.len()];
-            match stream.try_peek(&mut preface).await {
-                Ok(true) if &preface == H2_PREFACE => {
-                    self.count_general("HTTP/2");
-                    return self.general.process_new(stream, shutdown).await;
-                }
-                Ok(_) => {}
-                // The client left before sending anything.
-                Err(_) => return None,
-            }
+        if tls && matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            self.count_general("HTTP/2");
+            return self.general.process_new(stream, shutdown).await;
         }
-        connection::serve(self, stream, tls, shutdown).await
+        // Clear-text HTTP/2 is recognised by its preface in the first bytes read.
+        let sniff_h2c = !tls && self.h2c;
+        connection::serve(self, stream, tls, sniff_h2c, shutdown).await
     }
 
     async fn cleanup(&self) {
