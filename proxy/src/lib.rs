@@ -15,3 +15,8 @@ pub mod table;
 pub mod tls;
 
 pub use state::ProxyState;
+
+/// A hash map for per-request lookups (hosts, paths, pooled connections): foldhash instead of
+/// SipHash. Lookups take keys from requests, but the maps are built from the routing table (or
+/// by pier itself), so a client cannot fill them with colliding keys.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

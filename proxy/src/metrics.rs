@@ -5,10 +5,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// HTTP status class of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum StatusClass {
     /// 1xx
     Informational,
@@ -39,6 +40,9 @@ impl StatusClass {
 }
 
 impl StatusClass {
+    /// Every class, in the order of their discriminants.
+    const ALL: usize = 6;
+
     fn as_str(self) -> &'static str {
         match self {
             StatusClass::Informational => "1xx",
@@ -84,6 +88,15 @@ pub struct RouteLabels {
     pub route: RouteLabel,
 }
 
+/// One route's request counter (per status class) and upstream latency histogram, resolved
+/// from the families on first use and kept with the compiled route, so recording a request
+/// needs no label hashing or map lookup. Series appear only once used.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    requests: [OnceLock<Counter>; StatusClass::ALL],
+    latency: OnceLock<Histogram>,
+}
+
 /// The proxy's metrics.
 #[derive(Debug)]
 pub struct ProxyMetrics {
@@ -122,21 +135,55 @@ impl Default for ProxyMetrics {
 }
 
 impl ProxyMetrics {
+    /// Records one answered request of a route: status (0: nothing was sent) and, when it
+    /// went to an endpoint, the time from the first attempt until the response was done.
+    pub fn record_route(
+        &self,
+        route: &Arc<str>,
+        handles: &RouteMetrics,
+        code: u16,
+        upstream_time: Option<std::time::Duration>,
+    ) {
+        let label = || RouteLabel(Some(route.clone()));
+        if let Some(time) = upstream_time {
+            handles
+                .latency
+                .get_or_init(|| {
+                    self.upstream_latency
+                        .get_or_create(&RouteLabels { route: label() })
+                        .clone()
+                })
+                .observe(time.as_secs_f64());
+        }
+        let class = StatusClass::of(code);
+        handles.requests[class as usize]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        route: label(),
+                        code: class,
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+
     /// Records one answered request: its route (`None`: nothing matched), status (0: nothing
-    /// was sent) and, when it went to an endpoint, the time since the first attempt began.
+    /// was sent) and, when it went to an endpoint, the time from the first attempt until the
+    /// response was done.
     pub fn record_request(
         &self,
         route: Option<&Arc<str>>,
         code: u16,
-        upstream_started: Option<std::time::Instant>,
+        upstream_time: Option<std::time::Duration>,
     ) {
         let route = RouteLabel(route.cloned());
-        if let Some(start) = upstream_started {
+        if let Some(time) = upstream_time {
             self.upstream_latency
                 .get_or_create(&RouteLabels {
                     route: route.clone(),
                 })
-                .observe(start.elapsed().as_secs_f64());
+                .observe(time.as_secs_f64());
         }
         self.requests
             .get_or_create(&RequestLabels {
@@ -174,6 +221,51 @@ impl ProxyMetrics {
             "pier_table_swaps",
             "Routing tables published to the proxy",
             self.table_swaps.clone(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn exposition(metrics: &ProxyMetrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text
+    }
+
+    #[test]
+    fn route_handles_count_by_class_and_share_the_families_series() {
+        let metrics = ProxyMetrics::default();
+        let route: Arc<str> = Arc::from("shop/web");
+        // Two compiled copies of the same route (e.g. before and after a table swap).
+        let (before, after) = (RouteMetrics::default(), RouteMetrics::default());
+        let ms = Some(Duration::from_millis(3));
+        metrics.record_route(&route, &before, 200, ms);
+        metrics.record_route(&route, &after, 204, ms);
+        metrics.record_route(&route, &after, 503, None);
+        metrics.record_request(None, 404, None);
+        let text = exposition(&metrics);
+        assert!(
+            text.contains("pier_requests_total{route=\"shop/web\",code=\"2xx\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pier_requests_total{route=\"shop/web\",code=\"5xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pier_requests_total{route=\"none\",code=\"4xx\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("code=\"3xx\""), "unused classes stay absent: {text}");
+        assert!(
+            text.contains("pier_upstream_response_seconds_count{route=\"shop/web\"} 2"),
+            "{text}"
         );
     }
 }

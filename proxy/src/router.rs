@@ -5,6 +5,7 @@
 //! scans the list of hosts or routes per request.
 
 use crate::lb::{PickContext, RegistryBuilder, ServiceBalancer};
+use crate::metrics::RouteMetrics;
 use crate::table::{BackendGroup, HeaderRule, HostMap, LbPolicy, PathKind, RoutingTable};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,8 @@ pub struct RouteTarget {
     pub group: Arc<Group>,
     /// `namespace/ingress` of the route, or `default-backend`.
     pub label: Arc<str>,
+    /// The route's request metrics, resolved once rather than looked up per request.
+    pub metrics: Arc<RouteMetrics>,
 }
 
 /// A backend group ready for picking.
@@ -148,8 +151,8 @@ impl BalancerCache<'_, '_> {
 
 #[derive(Debug, Default)]
 struct CompiledHost {
-    exact: HashMap<String, RouteTarget>,
-    prefix: HashMap<String, RouteTarget>,
+    exact: crate::FastMap<String, RouteTarget>,
+    prefix: crate::FastMap<String, RouteTarget>,
     default_backend: Option<RouteTarget>,
 }
 
@@ -211,6 +214,7 @@ impl Router {
             default_backend: table.default_backend.as_ref().map(|g| RouteTarget {
                 group: Arc::new(Group::compile(g, &mut balancers)),
                 label: Arc::from("default-backend"),
+                metrics: Arc::default(),
             }),
             ..Router::default()
         };
@@ -219,6 +223,7 @@ impl Router {
                 default_backend: vhost.default_backend.as_ref().map(|g| RouteTarget {
                     group: Arc::new(Group::compile(g, &mut balancers)),
                     label: Arc::from("default-backend"),
+                    metrics: Arc::default(),
                 }),
                 ..CompiledHost::default()
             };
@@ -226,6 +231,7 @@ impl Router {
                 let target = RouteTarget {
                     group: Arc::new(Group::compile(&route.backend, &mut balancers)),
                     label: route.source.clone(),
+                    metrics: Arc::default(),
                 };
                 let map = match route.path.kind {
                     PathKind::Exact => &mut host.exact,

@@ -411,10 +411,13 @@ impl ProxyHttp for PierProxy {
     /// Records the request in the metrics.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let code = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.state.metrics.record_request(
-            ctx.target.as_ref().map(|t| &t.label),
-            code,
-            ctx.upstream_start,
-        );
+        let upstream_time = ctx.upstream_start.map(|start| start.elapsed());
+        match &ctx.target {
+            Some(t) => self
+                .state
+                .metrics
+                .record_route(&t.label, &t.metrics, code, upstream_time),
+            None => self.state.metrics.record_request(None, code, upstream_time),
+        }
     }
 }

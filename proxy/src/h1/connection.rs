@@ -224,15 +224,15 @@ async fn serve_one(
             .await;
         }
     }
-    let target = state.router().route(head.host, head.path()).cloned();
+    let target = state.router().route(head.host, head.path).cloned();
     let Some(target) = target else {
         return answer(state, io, None, answer::NO_ROUTE, None, head, close).await;
     };
     let pick = PickContext {
         client_ip: io.peer.ip,
         headers: RequestHeaders::Raw(head.headers),
-        path: head.path(),
-        query: head.query(),
+        path: head.path,
+        query: head.query,
     };
     let service = target
         .group
@@ -265,9 +265,12 @@ async fn serve_one(
         close,
     };
     let done = exchange::run(io, state, &service, &request).await;
-    state
-        .metrics
-        .record_request(Some(&target.label), done.code, Some(done.started));
+    state.metrics.record_route(
+        &target.label,
+        &target.metrics,
+        done.code,
+        Some(done.upstream_time),
+    );
     if done.keep_client {
         Next::KeepAlive
     } else {

@@ -47,8 +47,8 @@ pub(super) struct Request<'a> {
 pub(super) struct Exchanged {
     /// Status sent to the client (0: nothing could be sent).
     pub code: u16,
-    /// When the first attempt began.
-    pub started: Instant,
+    /// From the first attempt until the response was done.
+    pub upstream_time: Duration,
     /// Whether the client connection can take another request.
     pub keep_client: bool,
 }
@@ -113,7 +113,7 @@ pub(super) async fn run(
             set_cookie: set_cookie.as_deref(),
             close: req.close,
         };
-        match attempt(io, addr, upstream, req.head.is_head(), add).await {
+        match attempt(io, addr, upstream, req.head.is_head(), add, started).await {
             Ok(answered) => {
                 if answered.code >= 500 {
                     service.record_failure(pick.guard.state(), addr);
@@ -121,13 +121,17 @@ pub(super) async fn run(
                     service.record_success(pick.guard.state(), addr);
                 }
                 let code = answered.code;
-                let relayed = relay(io, answered, upstream.read_timeout, addr).await;
+                let (relayed, reusable) = relay(io, answered, upstream.read_timeout).await;
+                let finished = Instant::now();
+                if let Some(stream) = reusable {
+                    pool::put(addr, stream, finished);
+                }
                 if relayed == Relayed::UpstreamBroke {
                     service.record_failure(pick.guard.state(), addr);
                 }
                 return Exchanged {
                     code,
-                    started,
+                    upstream_time: finished.duration_since(started),
                     keep_client: relayed == Relayed::KeepClient,
                 };
             }
@@ -141,7 +145,7 @@ pub(super) async fn run(
                     if failure.committed {
                         return Exchanged {
                             code: 0,
-                            started,
+                            upstream_time: started.elapsed(),
                             keep_client: false,
                         };
                     }
@@ -155,7 +159,7 @@ pub(super) async fn run(
     let sent = io.send_out().await.is_ok();
     Exchanged {
         code: if sent { failed.code } else { 0 },
-        started,
+        upstream_time: started.elapsed(),
         keep_client: sent && !req.close,
     }
 }
@@ -168,8 +172,9 @@ async fn attempt(
     upstream: &UpstreamPolicy,
     head_request: bool,
     add: Additions<'_>,
+    now: Instant,
 ) -> Result<Answered, Failure> {
-    if let Some(stream) = pool::take(addr) {
+    if let Some(stream) = pool::take(addr, now) {
         match exchange_head(io, stream, upstream.read_timeout, head_request, add).await {
             Err(f) if f.nothing_received && !f.timed_out && !f.committed => {}
             done => return done,
@@ -217,11 +222,17 @@ async fn exchange_head(
         }
     }
     io.upbuf.clear();
+    // The first read keeps the deadline armed just before sending (writing to a socket
+    // buffer takes no time worth a clock read); later reads re-arm it.
+    let mut first = true;
     loop {
         if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
             io.upbuf.reserve(READ_CHUNK);
         }
-        io.upstream_timer.arm(read_timeout);
+        if !first {
+            io.upstream_timer.arm(read_timeout);
+        }
+        first = false;
         match io.upstream_timer.run(stream.read_buf(&mut io.upbuf)).await {
             Some(Ok(0)) | Some(Err(_)) => return Err(failure),
             None => {
@@ -320,13 +331,12 @@ enum Relayed {
 }
 
 /// Sends the client's response head with the body bytes already read, then the rest of the
-/// body as it arrives. Pools the upstream connection when it ended cleanly.
+/// body as it arrives. Returns the upstream connection too when it ended cleanly (reusable).
 async fn relay(
     io: &mut Io,
     answered: Answered,
     read_timeout: Duration,
-    addr: SocketAddr,
-) -> Relayed {
+) -> (Relayed, Option<TcpStream>) {
     let Answered {
         mut stream,
         head_len,
@@ -343,17 +353,16 @@ async fn relay(
         Framing::UntilClose => relay_until_close(io, &mut stream, read_timeout).await,
     };
     if let Err(why) = result {
-        return why;
+        return (why, None);
     }
-    if reusable && io.upbuf.is_empty() {
-        pool::put(addr, stream);
-    }
+    let reusable = reusable && io.upbuf.is_empty();
     io.upbuf.clear();
-    if close_client {
+    let relayed = if close_client {
         Relayed::CloseClient
     } else {
         Relayed::KeepClient
-    }
+    };
+    (relayed, reusable.then_some(stream))
 }
 
 /// Sends the first `n` bytes of `io.upbuf` to the client and drops them from the buffer.

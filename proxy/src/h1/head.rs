@@ -17,6 +17,10 @@ pub(super) struct RequestHead<'b> {
     pub method: &'b str,
     /// The request target as sent: path and query.
     pub target: &'b str,
+    /// The target's path (without the query).
+    pub path: &'b str,
+    /// The target's query string, if any.
+    pub query: Option<&'b str>,
     /// Every header field in arrival order, names in their original case.
     pub headers: &'b [httparse::Header<'b>],
     /// Length of the head, up to and including the empty line.
@@ -29,17 +33,7 @@ pub(super) struct RequestHead<'b> {
     pub close: bool,
 }
 
-impl<'b> RequestHead<'b> {
-    /// The path without the query.
-    pub fn path(&self) -> &'b str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
-    }
-
-    /// The raw query string, if any.
-    pub fn query(&self) -> Option<&'b str> {
-        self.target.split_once('?').map(|(_, q)| q)
-    }
-
+impl RequestHead<'_> {
     /// Whether sending this request twice can do no harm (RFC 9110 §9.2.2).
     pub fn is_idempotent(&self) -> bool {
         matches!(
@@ -140,9 +134,15 @@ pub(super) fn classify<'b>(
     if content_length > MAX_BUFFERED_BODY {
         return Classified::HandOff("large request body");
     }
+    let (path, query) = match target.find('?') {
+        Some(i) => (&target[..i], Some(&target[i + 1..])),
+        None => (target, None),
+    };
     Classified::Serve(RequestHead {
         method,
         target,
+        path,
+        query,
         headers,
         head_len,
         host,
@@ -195,8 +195,8 @@ mod tests {
                 panic!("not served: {c:?}")
             };
             assert_eq!(h.method, "GET");
-            assert_eq!(h.path(), "/a/b");
-            assert_eq!(h.query(), Some("x=1"));
+            assert_eq!(h.path, "/a/b");
+            assert_eq!(h.query, Some("x=1"));
             assert_eq!(h.host, "Example.com:8080");
             assert_eq!(h.head_len, raw.len() - "NEXT".len());
             assert_eq!(h.content_length, 0);

@@ -3,7 +3,6 @@
 //! (the endpoint may have closed it while idle) and dropped once idle for too long.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -22,7 +21,7 @@ struct Idle {
 
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<SocketAddr, Vec<Idle>>,
+    idle: crate::FastMap<SocketAddr, Vec<Idle>>,
     last_sweep: Option<Instant>,
 }
 
@@ -31,11 +30,10 @@ thread_local! {
 }
 
 /// Takes an idle connection to `addr` that still looks open, most recently used first.
-pub(super) fn take(addr: SocketAddr) -> Option<TcpStream> {
+pub(super) fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.idle.get_mut(&addr)?;
-        let now = Instant::now();
         while let Some(conn) = idle.pop() {
             if now.duration_since(conn.since) < IDLE_TIMEOUT && looks_open(&conn.stream) {
                 return Some(conn.stream);
@@ -45,11 +43,10 @@ pub(super) fn take(addr: SocketAddr) -> Option<TcpStream> {
     })
 }
 
-/// Returns a connection whose last exchange completed cleanly.
-pub(super) fn put(addr: SocketAddr, stream: TcpStream) {
+/// Returns a connection whose last exchange completed cleanly (at `now`).
+pub(super) fn put(addr: SocketAddr, stream: TcpStream, now: Instant) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let now = Instant::now();
         if pool
             .last_sweep
             .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
@@ -73,7 +70,7 @@ pub(super) fn idle_count(addr: SocketAddr) -> usize {
 }
 
 /// Drops connections that timed out or closed while idle, and empty entries.
-fn sweep(idle: &mut HashMap<SocketAddr, Vec<Idle>>, now: Instant) {
+fn sweep(idle: &mut crate::FastMap<SocketAddr, Vec<Idle>>, now: Instant) {
     idle.retain(|_, conns| {
         conns.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT && looks_open(&c.stream));
         !conns.is_empty()
@@ -107,17 +104,18 @@ mod tests {
         let (open, _open_server) = pair(&listener).await;
         let (closed, closed_server) = pair(&listener).await;
         let (chatty, mut chatty_server) = pair(&listener).await;
-        put(addr, open);
-        put(addr, closed);
-        put(addr, chatty);
+        let now = Instant::now();
+        put(addr, open, now);
+        put(addr, closed, now);
+        put(addr, chatty, now);
         drop(closed_server);
         chatty_server.write_all(b"surprise").await.unwrap();
         // Let the reactor see the FIN and the unexpected bytes.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let taken = take(addr).expect("the open connection is reused");
+        let taken = take(addr, Instant::now()).expect("the open connection is reused");
         assert!(looks_open(&taken));
         assert!(
-            take(addr).is_none(),
+            take(addr, Instant::now()).is_none(),
             "closed and out-of-step connections are dropped"
         );
         assert_eq!(idle_count(addr), 0);
@@ -131,7 +129,7 @@ mod tests {
         for _ in 0..MAX_IDLE_PER_ENDPOINT + 3 {
             let (c, s) = pair(&listener).await;
             servers.push(s);
-            put(addr, c);
+            put(addr, c, Instant::now());
         }
         assert_eq!(idle_count(addr), MAX_IDLE_PER_ENDPOINT);
     }

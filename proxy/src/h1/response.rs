@@ -145,20 +145,36 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
     out.push(b' ');
     out.extend_from_slice(head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let has_connection = head
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("connection"));
+    // Field names listed in `Connection` (beyond `close`/`keep-alive`) are hop-by-hop too.
+    let mut named = [&b""[..]; 8];
+    let mut n_named = 0;
+    for h in head.headers {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in tokens(h.value) {
+                if n_named < named.len() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    named[n_named] = token;
+                    n_named += 1;
+                }
+            }
+        }
+    }
+    let named = &named[..n_named];
     let chunked = head.framing == Framing::Chunked;
     for h in head.headers {
         let name = h.name;
-        let dropped = name.eq_ignore_ascii_case("connection")
-            || name.eq_ignore_ascii_case("keep-alive")
-            || name.eq_ignore_ascii_case("proxy-connection")
+        let dropped = match name.len() {
+            10 => {
+                name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive")
+            }
+            16 => name.eq_ignore_ascii_case("proxy-connection"),
             // With Transfer-Encoding, a Content-Length is wrong and must not reach the client.
-            || (chunked && name.eq_ignore_ascii_case("content-length"))
-            || (add.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"))
-            || (has_connection && named_in_connection(head.headers, name));
+            14 => chunked && name.eq_ignore_ascii_case("content-length"),
+            25 => add.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"),
+            _ => false,
+        } || (!named.is_empty()
+            && named
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name.as_bytes())));
         if dropped {
             continue;
         }
@@ -181,13 +197,6 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-fn named_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Which request hosts a virtual host answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,16 +61,16 @@ impl Serialize for HostMatch {
 /// at most; shared by the router and the per-host TLS policies so both always agree.
 #[derive(Debug)]
 pub struct HostMap<T> {
-    exact: HashMap<String, T>,
-    wildcard: HashMap<String, T>,
+    exact: crate::FastMap<String, T>,
+    wildcard: crate::FastMap<String, T>,
     any: Option<T>,
 }
 
 impl<T> Default for HostMap<T> {
     fn default() -> Self {
         HostMap {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: crate::FastMap::default(),
+            wildcard: crate::FastMap::default(),
             any: None,
         }
     }
