@@ -183,6 +183,21 @@ async fn bodies_framings_and_pipelining_on_one_connection() {
     let r = conn.read_response(true).await.unwrap();
     assert_eq!(r.status, 200);
 
+    // After more than a second idle the connection has given its buffers back and waits
+    // with a small one: a request larger than that small buffer still arrives whole.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let big = "x".repeat(3000);
+    conn.send(
+        format!(
+            "POST /echo-body HTTP/1.1\r\nHost: {HOST}\r\nX-Padding: {big}\r\nContent-Length: 4\r\n\r\nidle"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "idle"));
+
     // A close-delimited body: the client gets all of it and `Connection: close`.
     conn.send(get("/until-close").as_bytes()).await.unwrap();
     let r = conn.read_response(false).await.unwrap();

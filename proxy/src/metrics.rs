@@ -262,7 +262,10 @@ mod tests {
             text.contains("pier_requests_total{route=\"none\",code=\"4xx\"} 1"),
             "{text}"
         );
-        assert!(!text.contains("code=\"3xx\""), "unused classes stay absent: {text}");
+        assert!(
+            !text.contains("code=\"3xx\""),
+            "unused classes stay absent: {text}"
+        );
         assert!(
             text.contains("pier_upstream_response_seconds_count{route=\"shop/web\"} 2"),
             "{text}"

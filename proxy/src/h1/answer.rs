@@ -13,6 +13,7 @@ pub(super) fn write(
     close: bool,
 ) {
     out.clear();
+    out.reserve(256 + answer.body.len());
     let reason = http::StatusCode::from_u16(answer.code)
         .ok()
         .and_then(|s| s.canonical_reason())

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// How long an idle client connection is kept between requests, and how long a request may
 /// take to arrive once started.
@@ -26,6 +27,10 @@ pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
 const REQUEST_BUF: usize = 4 * 1024;
 /// Initial size of the upstream buffer (kept below the allocator's large size classes).
 const UPSTREAM_BUF: usize = 8 * 1024;
+/// An idle connection gives its buffers back after this long.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
+/// The stack buffer an idle connection waits with.
+const IDLE_READ: usize = 512;
 /// A request head not complete within this many bytes goes to the general path, which
 /// refuses it properly.
 const MAX_HEAD: usize = 32 * 1024;
@@ -44,6 +49,8 @@ pub(super) struct Io {
     pub client_timer: Deadline,
     /// Times out waits on the endpoint (sending, each read of the response).
     pub upstream_timer: Deadline,
+    /// Tells when an idle connection should give its buffers back.
+    pub trim_timer: Deadline,
 }
 
 impl Io {
@@ -82,6 +89,7 @@ pub(super) async fn serve(
         upbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         client_timer: Deadline::new(),
         upstream_timer: Deadline::new(),
+        trim_timer: Deadline::new(),
     };
     let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
     // Resolves when shutdown begins; polled while the connection is idle. One future for the
@@ -170,29 +178,57 @@ async fn read_request_bytes(
     io: &mut Io,
     inbuf: &mut BytesMut,
     shutdown: &ShutdownWatch,
-    stopping: Pin<&mut impl Future<Output = ()>>,
+    mut stopping: Pin<&mut impl Future<Output = ()>>,
 ) -> bool {
-    if inbuf.is_empty() {
-        // Reclaim the whole buffer for the next request.
-        inbuf.clear();
+    let now = Instant::now();
+    io.client_timer.arm_at(now, KEEPALIVE);
+    if !inbuf.is_empty() {
+        // The rest of a request that has begun.
+        reserve(inbuf);
+        let read = io.client_timer.run(io.client.read_buf(inbuf)).await;
+        return matches!(read, Some(Ok(n)) if n > 0);
     }
+    if *shutdown.borrow() {
+        return false;
+    }
+    // Between requests: wait with the buffers for a moment (the next request usually comes
+    // soon), then give them back and wait with a small one on the stack, so an idle
+    // keep-alive connection holds little memory.
+    inbuf.clear();
+    reserve(inbuf);
+    io.trim_timer.arm_at(now, TRIM_AFTER);
+    tokio::select! {
+        biased;
+        read = io.client_timer.run(io.client.read_buf(inbuf)) => {
+            return matches!(read, Some(Ok(n)) if n > 0);
+        }
+        () = stopping.as_mut() => return false,
+        () = io.trim_timer.expired() => {}
+    }
+    *inbuf = BytesMut::new();
+    io.out = Vec::new();
+    io.upbuf = BytesMut::new();
+    let mut first = [0u8; IDLE_READ];
+    let read = tokio::select! {
+        biased;
+        read = io.client_timer.run(io.client.read(&mut first)) => read,
+        () = stopping => return false,
+    };
+    match read {
+        Some(Ok(n)) if n > 0 => {
+            reserve(inbuf);
+            inbuf.extend_from_slice(&first[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Makes room for the next read.
+fn reserve(inbuf: &mut BytesMut) {
     if inbuf.capacity() - inbuf.len() < REQUEST_BUF / 2 {
         inbuf.reserve(REQUEST_BUF);
     }
-    io.client_timer.arm(KEEPALIVE);
-    let read = if inbuf.is_empty() {
-        if *shutdown.borrow() {
-            return false;
-        }
-        tokio::select! {
-            biased;
-            read = io.client_timer.run(io.client.read_buf(inbuf)) => read,
-            () = stopping => return false,
-        }
-    } else {
-        io.client_timer.run(io.client.read_buf(inbuf)).await
-    };
-    matches!(read, Some(Ok(n)) if n > 0)
 }
 
 /// Serves one complete request: pier's own answer, or the exchange with an endpoint.

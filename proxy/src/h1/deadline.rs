@@ -27,12 +27,22 @@ impl Deadline {
     /// Arms the timer to fire between `after` and `after` plus a slack from now, moving it
     /// only when its current deadline is outside that window.
     pub fn arm(&mut self, after: Duration) {
-        let earliest = Instant::now() + after;
+        self.arm_at(Instant::now(), after);
+    }
+
+    /// Like [`Deadline::arm`], counting from `now`.
+    pub fn arm_at(&mut self, now: Instant, after: Duration) {
+        let earliest = now + after;
         let slack = (after / 8).min(MAX_SLACK);
         let current = self.sleep.deadline();
         if current < earliest || current > earliest + slack {
             self.sleep.as_mut().reset(earliest + slack);
         }
+    }
+
+    /// Completes when the armed deadline passes.
+    pub fn expired(&mut self) -> &mut Pin<Box<Sleep>> {
+        &mut self.sleep
     }
 
     /// Runs `work` until it completes or the armed deadline passes (`None`).

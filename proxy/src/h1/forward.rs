@@ -70,6 +70,8 @@ pub(super) fn write_request(
     body: &[u8],
 ) {
     out.clear();
+    // Room for the head as received, pier's fields and the body: one allocation at most.
+    out.reserve(head.head_len + 256 + body.len());
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
