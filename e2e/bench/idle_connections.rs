@@ -1,0 +1,152 @@
+//! Memory per idle keep-alive client connection: N clients each send one request over their
+//! own connection and then stay connected without sending anything. Prints the proxy's
+//! resident memory growth per connection right after the answers and once idle connections
+//! have settled, for pier and, when `nginx` is on the PATH, for nginx configured like the
+//! side-by-side benchmark (`e2e/bench/peers/nginx.conf`).
+//!
+//! `cargo bench -p pier-e2e --bench idle_connections [-- --connections N]` (default 2,000;
+//! uses `target/release/pier` when it exists; `PIER_BIN` overrides). Loopback only; bounded in
+//! time. Never fails on a number.
+
+use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
+use e2e::{free_port, Echo, Pier, TempDir};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long after the last answer the settled figure is read (pier gives an idle
+/// connection's buffers back after a second; allocators return memory lazily).
+const SETTLE: Duration = Duration::from_secs(12);
+
+/// Resident memory (`VmRSS`) of a process in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens `n` connections to `addr`, one request each, and returns them (still open).
+async fn idle_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: idle.example\r\n\r\n")
+            .await
+            .expect("send");
+        conns.push(s);
+    }
+    for s in &mut conns {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).await.expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "not answered 200");
+    }
+    conns
+}
+
+/// Measures one proxy (memory of `pid`) at `addr`; prints a table row.
+async fn measure(name: &str, pid: u32, addr: SocketAddr, n: usize) {
+    let before = rss_kib(pid);
+    let conns = idle_clients(addr, n).await;
+    let busy = rss_kib(pid);
+    tokio::time::sleep(SETTLE).await;
+    let settled = rss_kib(pid);
+    drop(conns);
+    let per = |kib: u64| kib.saturating_sub(before) as f64 / n as f64;
+    println!("| {name} | {n} | {:.1} | {:.1} |", per(busy), per(settled));
+}
+
+/// nginx proxying to `backend`, configured as in the side-by-side benchmark.
+fn start_nginx(dir: &TempDir, backend: SocketAddr) -> Option<(Child, SocketAddr)> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = free_port();
+    let template = include_str!("peers/nginx.conf");
+    let conf: String = template
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("#@tls"))
+        .map(|l| l.replace("#@plain ", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("@WORKERS@", "1")
+        .replace("@DIR@", &dir.path().display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("127.0.0.1:@BACKEND_PORT@", &backend.to_string());
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).ok()?;
+    std::fs::create_dir_all(dir.path().join("nginx-tmp")).ok()?;
+    let child = Command::new(nginx)
+        .args(["-p", &dir.path().display().to_string(), "-c"])
+        .arg(&path)
+        .args(["-e", &dir.path().join("error.log").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some((child, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// The single worker of an nginx master.
+fn nginx_worker(master: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() {
+    e2e::prefer_release_binary();
+    let args: Vec<String> = std::env::args().collect();
+    let n = args
+        .iter()
+        .position(|a| a == "--connections")
+        .and_then(|i| args.get(i + 1))
+        .map_or(2000, |v| v.parse().expect("--connections N"));
+    let echo = Echo::start(Ipv4Addr::new(127, 0, 6, 1), "idle").await;
+    let manifests = join(&[
+        backend(NAMESPACE, "idle", &[Endpoint::ready(echo.addr())]),
+        Ingress::new(NAMESPACE, "idle")
+            .route("idle.example", "/", PathType::Prefix, "idle")
+            .to_yaml(),
+    ]);
+    let pier = Pier::start(&[("idle.yaml", manifests)]).await;
+    println!("Memory per idle keep-alive client connection (RSS growth / connections, KiB)\n");
+    println!(
+        "| proxy | connections | right after the answers | after {} s idle |",
+        SETTLE.as_secs()
+    );
+    println!("|---|---|---|---|");
+    measure("pier", pier.pid(), pier.http_addr(), n).await;
+    drop(pier);
+    let dir = TempDir::new("idle-nginx");
+    match start_nginx(&dir, echo.addr()) {
+        Some((mut child, addr)) => {
+            let ready = e2e::poll_until(Duration::from_secs(5), || async {
+                TcpStream::connect(addr)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .is_ok();
+            match (ready, nginx_worker(child.id())) {
+                (true, Some(worker)) => measure("nginx", worker, addr, n).await,
+                _ => println!("| nginx | did not start | | |"),
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None => println!("| nginx | not installed | | |"),
+    }
+}
