@@ -12,6 +12,15 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc settings (overridable with `_RJEM_MALLOC_CONF`): a background thread returns freed
+/// memory to the system while pier is quiet, e.g. the buffers idle keep-alive connections give
+/// back (see `cargo bench -p pier-e2e --bench idle_connections`); without it, memory is only
+/// returned as a side effect of later allocations.
+#[cfg(not(target_env = "msvc"))]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,max_background_threads:1\0";
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
