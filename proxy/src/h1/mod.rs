@@ -22,6 +22,7 @@ mod exchange;
 mod forward;
 mod head;
 mod pool;
+mod relay;
 mod response;
 
 use crate::metrics::ReasonLabels;
