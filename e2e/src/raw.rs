@@ -28,10 +28,7 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first value of header `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        first_value(&self.headers, name)
     }
 
     /// The body as text.
@@ -195,11 +192,15 @@ pub struct RawRequest {
 impl RawRequest {
     /// The first value of header `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        first_value(&self.headers, name)
     }
+}
+
+fn first_value<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Reads one request from `stream` (head and `Content-Length` body) into `buf`, which may
