@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// One line per request on standard output (client, method, host, URI, status, bytes,
+    /// duration, endpoint, route), written by a background thread.
+    #[arg(long, value_enum, default_value = "off")]
+    pub access_log: AccessLog,
     /// On SIGTERM, keep accepting connections this long before closing the listeners.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub shutdown_delay: Duration,
@@ -100,6 +104,17 @@ pub struct RunArgs {
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Access-log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessLog {
+    /// No access log.
+    Off,
     /// Human-readable lines.
     Text,
     /// One JSON object per line.

@@ -1,6 +1,6 @@
 //! `pier demo`: the quickstart, runnable anywhere without a cluster.
 
-use crate::cli::{DemoArgs, LogFormat, RunArgs};
+use crate::cli::{AccessLog, DemoArgs, LogFormat, RunArgs};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +55,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         election_namespace: None,
         lease_duration: Duration::from_secs(15),
         log_format: LogFormat::Text,
+        access_log: AccessLog::Text,
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(5),
     };

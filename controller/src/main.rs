@@ -1,7 +1,7 @@
 //! The `pier` binary.
 
 use clap::Parser;
-use controller::cli::{Cli, Command, LogFormat};
+use controller::cli::{AccessLog, Cli, Command, LogFormat};
 use controller::settings::Settings;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -21,7 +21,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8] = b"background_thread:true,max_background_threads:1\0";
 
-fn init_logging(format: LogFormat) {
+/// Diagnostic logs go to standard error (level from `RUST_LOG`); the access log, when on, to
+/// standard output (see `proxy::access`).
+fn init_logging(format: LogFormat, access: AccessLog) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
     let builder = tracing_subscriber::fmt()
@@ -31,25 +33,31 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    match access {
+        AccessLog::Off => {}
+        AccessLog::Text => proxy::access::install(proxy::access::Format::Text),
+        AccessLog::Json => proxy::access::install(proxy::access::Format::Json),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => {
-            init_logging(cli.run.log_format);
+            init_logging(cli.run.log_format, cli.run.access_log);
             controller::run::run(cli.run, |_| Ok(()))
         }
         Some(Command::Run(args)) => {
-            init_logging(args.log_format);
+            init_logging(args.log_format, args.access_log);
             controller::run::run(*args, |_| Ok(()))
         }
         Some(Command::Demo(args)) => {
-            init_logging(LogFormat::Text);
+            // The demo shows every request it serves.
+            init_logging(LogFormat::Text, AccessLog::Text);
             controller::demo::demo(args)
         }
         Some(Command::Echo(args)) => {
-            init_logging(LogFormat::Text);
+            init_logging(LogFormat::Text, AccessLog::Off);
             echo(args)
         }
         Some(Command::Check(args)) => {
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    proxy::access::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -305,6 +305,11 @@ impl Pier {
         })
     }
 
+    /// Everything the process wrote to standard output so far (the access log goes there).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("stdout.log")).unwrap_or_default()
+    }
+
     /// The last lines of the process's stderr and stdout.
     pub fn logs(&self) -> String {
         let mut out = String::new();

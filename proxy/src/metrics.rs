@@ -218,6 +218,11 @@ impl ProxyMetrics {
             self.general_path.clone(),
         );
         registry.register(
+            "pier_access_log_dropped",
+            "Access-log lines dropped because standard output could not keep up",
+            crate::access::dropped().clone(),
+        );
+        registry.register(
             "pier_table_swaps",
             "Routing tables published to the proxy",
             self.table_swaps.clone(),

@@ -45,6 +45,8 @@ pub struct RequestCtx {
     set_cookie: Option<String>,
     /// Counts the request for graceful shutdown until it ends.
     _request: Option<RequestGuard>,
+    /// When the request began, noted only when the access log is on.
+    started: Option<Instant>,
 }
 
 mod attempt;
@@ -170,6 +172,7 @@ impl ProxyHttp for PierProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             _request: Some(self.state.track_request()),
+            started: crate::access::enabled().then(Instant::now),
             ..RequestCtx::default()
         }
     }
@@ -418,6 +421,23 @@ impl ProxyHttp for PierProxy {
                 .metrics
                 .record_route(&t.label, &t.metrics, code, upstream_time),
             None => self.state.metrics.record_request(None, code, upstream_time),
+        }
+        if let Some(started) = ctx.started {
+            let req = session.req_header();
+            crate::access::log(&crate::access::Entry {
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+                method: req.method.as_str(),
+                host: request_host(req),
+                target: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+                status: code,
+                bytes: session.body_bytes_sent() as u64,
+                duration: started.elapsed(),
+                upstream: ctx.tried.last().copied(),
+                route: ctx.target.as_ref().map(|t| &*t.label),
+            });
         }
     }
 }

@@ -7,6 +7,7 @@ use super::exchange::{self, Request};
 use super::forward::Client;
 use super::head::{classify, header_storage, Classified, RequestHead};
 use super::{PierApp, H2_PREFACE};
+use crate::access;
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, RequestHeaders};
 use crate::state::ProxyState;
@@ -14,6 +15,7 @@ use bytes::{Buf, BytesMut};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub(super) struct Io {
     pub upstream_timer: Deadline,
     /// Tells when an idle connection should give its buffers back.
     pub trim_timer: Deadline,
+    /// Response body bytes sent to the client for the current request.
+    pub body_sent: u64,
 }
 
 impl Io {
@@ -90,6 +94,7 @@ pub(super) async fn serve(
         client_timer: Deadline::new(),
         upstream_timer: Deadline::new(),
         trim_timer: Deadline::new(),
+        body_sent: 0,
     };
     let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
     // Resolves when shutdown begins; polled while the connection is idle. One future for the
@@ -231,7 +236,26 @@ fn reserve(inbuf: &mut BytesMut) {
     }
 }
 
-/// Serves one complete request: pier's own answer, or the exchange with an endpoint.
+/// How a request was served, for the access log.
+struct Served {
+    next: Next,
+    status: u16,
+    upstream: Option<SocketAddr>,
+    route: Option<Arc<str>>,
+}
+
+impl Served {
+    fn answered(next: Next, status: u16, route: Option<&Arc<str>>) -> Served {
+        Served {
+            next,
+            status,
+            upstream: None,
+            route: route.cloned(),
+        }
+    }
+}
+
+/// Serves one complete request and writes its access-log line (when enabled).
 async fn serve_one(
     state: &ProxyState,
     io: &mut Io,
@@ -240,6 +264,35 @@ async fn serve_one(
     closing: bool,
 ) -> Next {
     let _request = state.track_request();
+    let started = access::enabled().then(Instant::now);
+    io.body_sent = 0;
+    let served = respond(state, io, head, body, closing).await;
+    if let Some(started) = started {
+        if !matches!(served.next, Next::HandOff(_)) {
+            access::log(&access::Entry {
+                client: io.peer.ip,
+                method: head.method,
+                host: head.host,
+                target: head.target,
+                status: served.status,
+                bytes: io.body_sent,
+                duration: started.elapsed(),
+                upstream: served.upstream,
+                route: served.route.as_deref(),
+            });
+        }
+    }
+    served.next
+}
+
+/// Serves one complete request: pier's own answer, or the exchange with an endpoint.
+async fn respond(
+    state: &ProxyState,
+    io: &mut Io,
+    head: &RequestHead<'_>,
+    body: &[u8],
+    closing: bool,
+) -> Served {
     let close = head.close || closing;
     if !io.peer.tls {
         let location = state
@@ -285,7 +338,7 @@ async fn serve_one(
         let tls = state.tls.current();
         if !tls.upstreams.is_plain_http1(&service.id) {
             // HTTPS and h2c backends: Pingora's connectors speak those.
-            return Next::HandOff("HTTPS or h2c backend");
+            return Served::answered(Next::HandOff("HTTPS or h2c backend"), 0, None);
         }
         if io.peer.tls {
             tls.policies.lookup(head.host).and_then(|p| p.hsts.clone())
@@ -307,10 +360,15 @@ async fn serve_one(
         done.code,
         Some(done.upstream_time),
     );
-    if done.keep_client {
-        Next::KeepAlive
-    } else {
-        Next::Close
+    Served {
+        next: if done.keep_client {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        },
+        status: done.code,
+        upstream: done.upstream,
+        route: Some(target.label),
     }
 }
 
@@ -323,17 +381,20 @@ async fn answer(
     location: Option<&str>,
     head: &RequestHead<'_>,
     close: bool,
-) -> Next {
+) -> Served {
     super::answer::write(&mut io.out, answer, location, head.is_head(), close);
     let sent = io.send_out().await.is_ok();
-    state
-        .metrics
-        .record_request(route, if sent { answer.code } else { 0 }, None);
-    if sent && !close {
+    let status = if sent { answer.code } else { 0 };
+    state.metrics.record_request(route, status, None);
+    if sent && !head.is_head() {
+        io.body_sent = answer.body.len() as u64;
+    }
+    let next = if sent && !close {
         Next::KeepAlive
     } else {
         Next::Close
-    }
+    };
+    Served::answered(next, status, route)
 }
 
 #[cfg(test)]

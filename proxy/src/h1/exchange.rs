@@ -49,6 +49,8 @@ pub(super) struct Exchanged {
     pub code: u16,
     /// From the first attempt until the response was done.
     pub upstream_time: Duration,
+    /// The endpoint of the last attempt.
+    pub upstream: Option<SocketAddr>,
     /// Whether the client connection can take another request.
     pub keep_client: bool,
 }
@@ -100,6 +102,7 @@ pub(super) async fn run(
     req: &Request<'_>,
 ) -> Exchanged {
     let started = Instant::now();
+    io.body_sent = 0;
     let upstream = &service.policy().upstream;
     let mut rng = fastrand::Rng::new();
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
@@ -138,6 +141,7 @@ pub(super) async fn run(
                 return Exchanged {
                     code,
                     upstream_time: finished.duration_since(started),
+                    upstream: Some(addr),
                     keep_client: relayed == Relayed::KeepClient,
                 };
             }
@@ -152,6 +156,7 @@ pub(super) async fn run(
                         return Exchanged {
                             code: 0,
                             upstream_time: started.elapsed(),
+                            upstream: Some(addr),
                             keep_client: false,
                         };
                     }
@@ -166,6 +171,7 @@ pub(super) async fn run(
     Exchanged {
         code: if sent { failed.code } else { 0 },
         upstream_time: started.elapsed(),
+        upstream: tried.last().copied(),
         keep_client: sent && !req.close,
     }
 }

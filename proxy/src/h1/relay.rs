@@ -65,6 +65,7 @@ async fn send_body(io: &mut Io, n: usize) -> Result<(), Relayed> {
         .await
         .map_err(|_| Relayed::ClientGone)?;
     io.upbuf.advance(n);
+    io.body_sent += n as u64;
     Ok(())
 }
 
@@ -97,6 +98,7 @@ async fn relay_length(
     let first = length.min(io.upbuf.len() as u64) as usize;
     io.out.extend_from_slice(&io.upbuf[..first]);
     io.upbuf.advance(first);
+    io.body_sent += first as u64;
     io.send_out().await.map_err(|_| Relayed::ClientGone)?;
     let mut left = length - first as u64;
     while left > 0 {
@@ -122,6 +124,7 @@ async fn relay_chunked(
         .map_err(|BadChunk| Relayed::UpstreamBroke)?;
     io.out.extend_from_slice(&io.upbuf[..first]);
     io.upbuf.advance(first);
+    io.body_sent += first as u64;
     io.send_out().await.map_err(|_| Relayed::ClientGone)?;
     while !end.is_done() {
         if read_more(io, stream, read_timeout).await? == 0 {
@@ -141,6 +144,7 @@ async fn relay_until_close(
     read_timeout: Duration,
 ) -> Result<(), Relayed> {
     io.out.extend_from_slice(&io.upbuf);
+    io.body_sent += io.upbuf.len() as u64;
     io.upbuf.clear();
     io.send_out().await.map_err(|_| Relayed::ClientGone)?;
     while read_more(io, stream, read_timeout).await? > 0 {
