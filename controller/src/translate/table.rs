@@ -222,7 +222,7 @@ impl TableBuilder {
         // Hosts are distinct: the order is total.
         virtual_hosts.sort_unstable_by(|a, b| a.host.cmp(&b.host));
         let table = RoutingTable {
-            virtual_hosts,
+            virtual_hosts: virtual_hosts.into_iter().map(Arc::new).collect(),
             default_backend: self.global_default.map(|(_, b)| b).or(fallback),
             // TLS parts are added by `super::tls::apply`.
             ..RoutingTable::default()
