@@ -4,6 +4,7 @@
 use crate::store::Object;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
+use std::sync::Arc;
 
 /// Why a manifest could not be used. Every variant carries the 1-based line in the file where
 /// the problem is (for problems found only after decoding, the line where the document starts).
@@ -218,7 +219,7 @@ fn decode<T>(
     input: Input<'_>,
     kind: &str,
     line: usize,
-    wrap: fn(Box<T>) -> Object,
+    wrap: fn(Arc<T>) -> Object,
 ) -> Result<Object, ManifestError>
 where
     T: DeserializeOwned + kube::Resource,
@@ -234,7 +235,7 @@ where
     if object.meta().name.as_deref().unwrap_or("").is_empty() {
         return Err(invalid(kind, line, "missing field `metadata.name`"));
     }
-    Ok(wrap(Box::new(object)))
+    Ok(wrap(Arc::new(object)).with_namespace())
 }
 
 fn invalid(kind: &str, line: usize, message: &str) -> ManifestError {

@@ -17,7 +17,7 @@ fn parses_each_kind() {
         panic!("not an Ingress: {ingress:?}")
     };
     assert_eq!(ingress.metadata.namespace.as_deref(), Some("shop"));
-    let rules = ingress.spec.unwrap().rules.unwrap();
+    let rules = ingress.spec.clone().unwrap().rules.unwrap();
     assert_eq!(rules[0].host.as_deref(), Some("a.example"));
 
     let class = only(

@@ -4,9 +4,10 @@
 //! set) so its route exists and the proxy answers 503 instead of falling through to another
 //! route or the default backend.
 
+use super::memo::{BackendMemo, Inputs};
 use super::policy::{self, Layers, PolicyIndex};
 use crate::diagnostic::Diagnostic;
-use crate::store::{ObjectKey, Store};
+use crate::store::{self, ObjectKey, Store};
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -47,7 +48,7 @@ pub(crate) struct SliceIndex<'a> {
 }
 
 /// An EndpointSlice with its key (for diagnostics).
-pub(crate) type SliceRef<'a> = (&'a ObjectKey, &'a EndpointSlice);
+pub(crate) type SliceRef<'a> = (&'a ObjectKey, &'a Arc<EndpointSlice>);
 
 impl<'a> SliceIndex<'a> {
     /// Indexes every slice labelled with its Service's name.
@@ -96,7 +97,7 @@ struct ServiceEntry<'a> {
     /// `namespace/name`, naming the Service in Diagnostics.
     name: String,
     /// The Service, when it exists.
-    service: Option<&'a Service>,
+    service: Option<&'a Arc<Service>>,
     /// The BackendPolicy in effect with its `namespace/name`.
     policy: Option<(String, &'a BackendPolicy)>,
     /// The backends of the ports named so far (a Service has few).
@@ -104,10 +105,12 @@ struct ServiceEntry<'a> {
 }
 
 /// Resolves backends against one Store, indexing EndpointSlices once and resolving each
-/// Service (and each of its ports) once however many routes name it.
+/// Service (and each of its ports) once however many routes name it, or not at all when the
+/// memo of earlier translations has it.
 pub(crate) struct Resolver<'a> {
     store: &'a Store,
     slices: SliceIndex<'a>,
+    memo: BackendMemo,
     /// By `(namespace, name)`.
     services: HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
     /// The BackendPolicy in effect for each Service.
@@ -117,14 +120,17 @@ pub(crate) struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    /// Indexes the Store's EndpointSlices by Service so each lookup is one hash probe.
-    pub(crate) fn new(store: &'a Store) -> Resolver<'a> {
+    /// Indexes the Store's EndpointSlices by Service so each lookup is one hash probe; `memo`
+    /// holds the backends of earlier translations.
+    pub(crate) fn new(store: &'a Store, mut memo: BackendMemo) -> Resolver<'a> {
         let slices = SliceIndex::new(store);
         let mut diagnostics = Vec::new();
         let policies = PolicyIndex::new(store, &mut diagnostics);
+        memo.start();
         Resolver {
             store,
             slices,
+            memo,
             services: HashMap::with_capacity(store.services.len()),
             policies,
             diagnostics,
@@ -144,6 +150,7 @@ impl<'a> Resolver<'a> {
         let Resolver {
             store,
             slices,
+            memo,
             services,
             policies,
             diagnostics,
@@ -153,12 +160,21 @@ impl<'a> Resolver<'a> {
         let mut backend = match found {
             Some((_, backend)) => backend.clone(),
             None => {
-                let ports = Ports {
-                    slices,
-                    policies,
-                    diagnostics: &mut *diagnostics,
+                let inputs = Inputs {
+                    service: entry.service,
+                    slices: slices.of(namespace, service),
+                    policy: policies.get(namespace, service).map(|(_, p)| p),
                 };
-                let resolved = ports.resolve(namespace, service, entry.service, port);
+                let svc = entry.service.map(|s| &**s);
+                let at = (namespace, service, port);
+                let resolved = memo.resolve(at, inputs, diagnostics, |out| {
+                    let ports = Ports {
+                        slices,
+                        policies,
+                        diagnostics: out,
+                    };
+                    ports.resolve(namespace, service, svc, port)
+                });
                 entry.ports.push((port.clone(), resolved.clone()));
                 resolved
             }
@@ -169,7 +185,7 @@ impl<'a> Resolver<'a> {
                 .as_ref()
                 .map(|(name, p)| (name.as_str(), &p.spec)),
             ingress,
-            service: entry.service.map(|s| (entry.name.as_str(), s)),
+            service: entry.service.map(|s| (entry.name.as_str(), &**s)),
         };
         backend.policy = policy::resolve_policy(layers, diagnostics);
         backend
@@ -185,11 +201,14 @@ impl<'a> Resolver<'a> {
             name,
         )
         .service
+        .map(|s| &**s)
     }
 
-    /// Diagnostics about EndpointSlices seen while resolving.
-    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
-        self.diagnostics
+    /// Diagnostics about EndpointSlices and policies seen while resolving, and the memo for
+    /// the next translation.
+    pub(crate) fn finish(mut self) -> (Vec<Diagnostic>, BackendMemo) {
+        self.memo.finish();
+        (self.diagnostics, self.memo)
     }
 
     /// The EndpointSlice index, for other parts of translate that read slices.
@@ -206,17 +225,16 @@ fn service_entry<'s, 'a>(
     namespace: &'a str,
     name: &'a str,
 ) -> &'s mut ServiceEntry<'a> {
-    services.entry((namespace, name)).or_insert_with(|| {
-        let key = ObjectKey::new(namespace, name);
-        ServiceEntry {
-            name: key.to_string(),
-            service: store.services.get(&key),
+    services
+        .entry((namespace, name))
+        .or_insert_with(|| ServiceEntry {
+            name: store::key_name(namespace, name),
+            service: store::find(&store.services, namespace, name),
             policy: policies
                 .get(namespace, name)
-                .map(|(k, p)| (k.to_string(), p)),
+                .map(|(k, p)| (k.to_string(), &**p)),
             ports: Vec::with_capacity(1),
-        }
-    })
+        })
 }
 
 /// Resolves the ports of Services against their EndpointSlices.

@@ -8,6 +8,7 @@ pub mod annotations;
 mod backend;
 mod canary;
 mod class;
+mod memo;
 mod policy;
 mod table;
 mod tls;
@@ -23,15 +24,53 @@ use crate::settings::Settings;
 use crate::store::{ObjectKey, Store};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use proxy::table::{BackendGroup, RoutingTable};
+use proxy::table::{BackendGroup, RoutingTable, VirtualHost};
+use std::sync::Arc;
 
 /// Builds the routing table from every Ingress pier serves, plus Diagnostics for everything
 /// that was (partly) left out. Deterministic: the same Store gives an `==` table and the same
 /// Diagnostics, in sorted order, whatever order the objects arrived in.
 pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagnostic>) {
+    Translator::default().translate(store, settings)
+}
+
+/// [`translate`] for a caller that translates again and again (the controller): it keeps
+/// what the previous translation resolved and reuses it where the objects it came from are
+/// unchanged. The result is always `==` to [`translate`] of the same Store, with the same
+/// Diagnostics; unchanged virtual hosts and endpoint lists also keep their pointers, so the
+/// proxy compares and compiles them by pointer.
+#[derive(Debug, Default)]
+pub struct Translator {
+    backends: memo::BackendMemo,
+    hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl Translator {
+    /// Translates `store`; see [`translate`].
+    pub fn translate(
+        &mut self,
+        store: &Store,
+        settings: &Settings,
+    ) -> (RoutingTable, Vec<Diagnostic>) {
+        let memo = std::mem::take(&mut self.backends);
+        let (table, diagnostics, memo) = build(store, settings, memo, &self.hosts);
+        self.backends = memo;
+        self.hosts.clone_from(&table.virtual_hosts);
+        (table, diagnostics)
+    }
+}
+
+/// One translation with the memo of the previous ones; returns the memo for the next.
+fn build(
+    store: &Store,
+    settings: &Settings,
+    memo: memo::BackendMemo,
+    previous_hosts: &[Arc<VirtualHost>],
+) -> (RoutingTable, Vec<Diagnostic>, memo::BackendMemo) {
     let mut diagnostics = Vec::new();
     let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::with_capacity(store.ingresses.len());
     for (key, ingress) in &store.ingresses {
+        let ingress: &Ingress = ingress;
         if !is_served(store, settings, key, ingress) {
             continue;
         }
@@ -46,7 +85,7 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
     }
     served.sort_by(|a, b| precedence(a.0, a.1).cmp(&precedence(b.0, b.1)));
 
-    let mut resolver = backend::Resolver::new(store);
+    let mut resolver = backend::Resolver::new(store, memo);
     let mut builder = table::TableBuilder::default();
     let mut canaries = Vec::new();
     for &(key, ingress) in &served {
@@ -62,7 +101,7 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
     } else {
         settings_default_backend(settings, &mut resolver, &mut diagnostics)
     };
-    let (mut table, more) = builder.finish(fallback);
+    let (mut table, more) = builder.finish(fallback, previous_hosts);
     diagnostics.extend(more);
     tls::apply(
         store,
@@ -72,10 +111,11 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
         &mut table,
         &mut diagnostics,
     );
-    diagnostics.extend(resolver.into_diagnostics());
+    let (more, memo) = resolver.finish();
+    diagnostics.extend(more);
     diagnostics.sort();
     diagnostics.dedup();
-    (table, diagnostics)
+    (table, diagnostics, memo)
 }
 
 /// Conflict order: oldest first (objects without a timestamp last), then namespace/name.

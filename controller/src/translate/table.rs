@@ -208,8 +208,13 @@ impl TableBuilder {
     }
 
     /// The table (hosts, routes and TLS bindings sorted) and the Diagnostics found while
-    /// building it. `fallback` is the global default backend when no Ingress set one.
-    pub(crate) fn finish(self, fallback: Option<BackendGroup>) -> (RoutingTable, Vec<Diagnostic>) {
+    /// building it. `fallback` is the global default backend when no Ingress set one; hosts
+    /// equal to one of `previous` (sorted by host) are shared with it.
+    pub(crate) fn finish(
+        self,
+        fallback: Option<BackendGroup>,
+        previous: &[Arc<VirtualHost>],
+    ) -> (RoutingTable, Vec<Diagnostic>) {
         let mut virtual_hosts: Vec<VirtualHost> = self
             .hosts
             .into_iter()
@@ -222,7 +227,7 @@ impl TableBuilder {
         // Hosts are distinct: the order is total.
         virtual_hosts.sort_unstable_by(|a, b| a.host.cmp(&b.host));
         let table = RoutingTable {
-            virtual_hosts: virtual_hosts.into_iter().map(Arc::new).collect(),
+            virtual_hosts: super::memo::share_hosts(previous, virtual_hosts),
             default_backend: self.global_default.map(|(_, b)| b).or(fallback),
             // TLS parts are added by `super::tls::apply`.
             ..RoutingTable::default()
