@@ -4,11 +4,11 @@
 //! path lookup one probe for Exact plus one per path segment for Prefix, longest first. Nothing
 //! scans the list of hosts or routes per request.
 
+mod balancers;
+
 use crate::lb::{PickContext, RegistryBuilder, ServiceBalancer};
-use crate::table::{
-    BackendGroup, HeaderRule, HostMap, LbPolicy, PathKind, RoutingTable, VirtualHost,
-};
-use std::collections::hash_map::Entry;
+use crate::table::{BackendGroup, HeaderRule, HostMap, PathKind, RoutingTable, VirtualHost};
+use balancers::{BalancerCache, Balancers};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -129,52 +129,6 @@ impl Group {
     }
 }
 
-/// Balancers by service id and policy.
-type Balancers = HashMap<(Arc<str>, LbPolicy), Arc<ServiceBalancer>>;
-
-/// Reuses one balancer per (service id, policy) while compiling, so routes sharing a Service
-/// share its round-robin position; live endpoint state comes from the registry. A balancer of
-/// the previous router whose Service is unchanged is carried over instead of rebuilt.
-struct BalancerCache<'r, 'p> {
-    by_id: Balancers,
-    previous: &'r Balancers,
-    registry: &'r mut RegistryBuilder<'p>,
-}
-
-impl BalancerCache<'_, '_> {
-    fn get(&mut self, s: &crate::table::ServiceBackend) -> Arc<ServiceBalancer> {
-        let key = (s.id.clone(), s.policy.clone());
-        if let Some(balancer) = self.by_id.get(&key) {
-            return balancer.clone();
-        }
-        let balancer = match self.previous.get(&key) {
-            Some(previous) if previous.can_serve(s) && previous.carry_over(self.registry) => {
-                previous.clone()
-            }
-            _ => Arc::new(ServiceBalancer::new(s, self.registry)),
-        };
-        self.by_id.insert(key, balancer.clone());
-        balancer
-    }
-
-    /// Takes over a balancer of a host compiled for the previous table and reused as it is.
-    /// `false` when this table already has another balancer for its Service and policy, or
-    /// the balancer cannot be carried over (then the host must be compiled anew).
-    fn adopt(&mut self, balancer: &Arc<ServiceBalancer>) -> bool {
-        let key = (balancer.id.clone(), balancer.policy().clone());
-        match self.by_id.entry(key) {
-            Entry::Occupied(held) => Arc::ptr_eq(held.get(), balancer),
-            Entry::Vacant(slot) => {
-                if !balancer.carry_over(self.registry) {
-                    return false;
-                }
-                slot.insert(balancer.clone());
-                true
-            }
-        }
-    }
-}
-
 /// One virtual host's routes, ready for lookups.
 #[derive(Debug, Default)]
 struct CompiledHost {
@@ -278,11 +232,7 @@ impl Router {
         registry: &mut RegistryBuilder<'_>,
         previous: &Router,
     ) -> Router {
-        let mut balancers = BalancerCache {
-            by_id: HashMap::with_capacity(previous.balancers.len()),
-            previous: &previous.balancers,
-            registry,
-        };
+        let mut balancers = BalancerCache::new(&previous.balancers, registry);
         let mut router = Router {
             default_backend: table.default_backend.as_ref().map(|g| RouteTarget {
                 group: Arc::new(Group::compile(g, &mut balancers)),
@@ -296,7 +246,7 @@ impl Router {
             router.hosts.insert(&vhost.host, host);
         }
         router.table = table;
-        router.balancers = balancers.by_id;
+        router.balancers = balancers.finish();
         router
     }
 

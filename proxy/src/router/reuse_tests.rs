@@ -5,7 +5,7 @@
 use super::*;
 use crate::lb::{EndpointRegistry, PickContext};
 use crate::table::{
-    ActiveCheck, Affinity, Algorithm, Endpoint, HashKey, HostMatch, PathMatch, Route,
+    ActiveCheck, Affinity, Algorithm, Endpoint, HashKey, HostMatch, LbPolicy, PathMatch, Route,
     ServiceBackend, VirtualHost,
 };
 use http::HeaderMap;

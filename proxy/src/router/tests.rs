@@ -1,6 +1,6 @@
 use super::*;
 use crate::lb::EndpointRegistry;
-use crate::table::{Endpoint, HostMatch, PathMatch, Route, ServiceBackend, VirtualHost};
+use crate::table::{Endpoint, HostMatch, LbPolicy, PathMatch, Route, ServiceBackend, VirtualHost};
 use http::HeaderMap;
 use std::net::SocketAddr;
 
