@@ -1,20 +1,20 @@
-//! What translate() keeps from one run to the next: resolved backends, reused while the
-//! objects they were read from are the same allocations (the Store shares objects, and a
-//! changed object is always a new one), and the virtual hosts of the last table, reused when
-//! a new one comes out equal. Unchanged parts thus keep their pointers all the way to the
-//! proxy, whose comparison and compile skip them by pointer.
+//! Resolved backends kept from one translation to the next, reused while the objects they
+//! were read from are the same allocations (the Store shares objects, and a changed object is
+//! always a new one). An unchanged Service thus keeps its endpoint list (same `Arc`) all the
+//! way to the proxy, whose comparison and compile skip it by pointer.
 //!
 //! Entries hold the objects they were read from (`Arc` clones), so those cannot be mutated in
 //! place (`Arc::get_mut` fails, `Arc::make_mut` copies) while an entry may still match them.
 
-use super::backend::{PortRef, SliceRef};
+use super::backend::PortRef;
+use super::changes::SliceRef;
 use crate::diagnostic::Diagnostic;
 use crate::store::{KeyRef, ObjectKey};
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use proxy::table::{ServiceBackend, VirtualHost};
-use std::collections::HashMap;
+use proxy::table::ServiceBackend;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The objects one Service port is resolved from.
@@ -23,7 +23,7 @@ pub(crate) struct Inputs<'a> {
     /// The Service, when it exists.
     pub(crate) service: Option<&'a Arc<Service>>,
     /// Its EndpointSlices, in Store order.
-    pub(crate) slices: &'a [SliceRef<'a>],
+    pub(crate) slices: &'a [SliceRef],
     /// The BackendPolicy in effect for it (its endpoint weights apply).
     pub(crate) policy: Option<&'a Arc<BackendPolicy>>,
 }
@@ -39,8 +39,6 @@ struct Resolved {
     backend: ServiceBackend,
     /// What resolving it reported (about its EndpointSlices).
     diagnostics: Vec<Diagnostic>,
-    /// The translation that last used it.
-    used: u64,
 }
 
 impl Resolved {
@@ -65,18 +63,21 @@ fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
     }
 }
 
-/// Service ports resolved by earlier translations, by Service. Entries not used by the
-/// latest translation are dropped, so deleted objects are not kept alive.
+/// Service ports resolved by earlier translations, by Service. The entries of a Service are
+/// dropped as soon as it, its slices or its policy change (or go away), so deleted objects
+/// are not kept alive; a translation that reuses a host does not touch them, so they are
+/// not dropped for being unused.
 #[derive(Debug, Default)]
 pub(crate) struct BackendMemo {
     by_service: HashMap<ObjectKey, Vec<Resolved>>,
-    generation: u64,
 }
 
 impl BackendMemo {
-    /// Starts a translation.
-    pub(crate) fn start(&mut self) {
-        self.generation += 1;
+    /// Forgets the Services that changed.
+    pub(crate) fn forget(&mut self, changed: &HashSet<ObjectKey>) {
+        for service in changed {
+            self.by_service.remove(service);
+        }
     }
 
     /// The backend of `namespace/service:port`: the remembered one when `inputs` are the
@@ -89,13 +90,11 @@ impl BackendMemo {
         diagnostics: &mut Vec<Diagnostic>,
         resolve: impl FnOnce(&mut Vec<Diagnostic>) -> ServiceBackend,
     ) -> ServiceBackend {
-        let generation = self.generation;
         let known = self
             .by_service
             .get_mut(&(namespace, service) as &dyn KeyRef)
             .and_then(|ports| ports.iter_mut().find(|r| r.port == *port));
         if let Some(hit) = known.filter(|r| r.reads(&inputs)) {
-            hit.used = generation;
             diagnostics.extend(hit.diagnostics.iter().cloned());
             return hit.backend.clone();
         }
@@ -109,7 +108,6 @@ impl BackendMemo {
             policy: inputs.policy.cloned(),
             backend: backend.clone(),
             diagnostics: found,
-            used: generation,
         };
         let ports = self
             .by_service
@@ -121,32 +119,4 @@ impl BackendMemo {
         }
         backend
     }
-
-    /// Ends a translation: forgets what it did not use.
-    pub(crate) fn finish(&mut self) {
-        let generation = self.generation;
-        self.by_service.retain(|_, ports| {
-            ports.retain(|r| r.used == generation);
-            !ports.is_empty()
-        });
-    }
-}
-
-/// Shares the virtual hosts of the previous table: a host that comes out equal keeps the
-/// previous `Arc`. Both lists are sorted by host.
-pub(crate) fn share_hosts(
-    previous: &[Arc<VirtualHost>],
-    built: Vec<VirtualHost>,
-) -> Vec<Arc<VirtualHost>> {
-    let mut previous = previous.iter().peekable();
-    built
-        .into_iter()
-        .map(|host| {
-            while previous.next_if(|p| p.host < host.host).is_some() {}
-            match previous.next_if(|p| p.host == host.host) {
-                Some(p) if **p == host => p.clone(),
-                _ => Arc::new(host),
-            }
-        })
-        .collect()
 }

@@ -3,11 +3,20 @@
 //! It implements the Ingress networking.k8s.io/v1 semantics. Nothing here does I/O or fails:
 //! every problem becomes a [`Diagnostic`] and only the affected object (or part of it) is left
 //! out, so one bad manifest never takes the rest of the routing down.
+//!
+//! The work is split so that each part depends on few objects: an Ingress on its own
+//! ([`admit`]), one virtual host from the Ingresses with rules for it ([`hosts`]), the default
+//! backend ([`defaults`]), TLS and backend protocols ([`tls`]). A [`Translator`] keeps each
+//! part's result and redoes only the parts whose objects changed ([`changes`]).
 
+mod admit;
 pub mod annotations;
 mod backend;
 mod canary;
+mod changes;
 mod class;
+mod defaults;
+mod hosts;
 mod memo;
 mod policy;
 mod table;
@@ -21,10 +30,8 @@ pub use class::is_served;
 
 use crate::diagnostic::Diagnostic;
 use crate::settings::Settings;
-use crate::store::{ObjectKey, Store};
-use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use proxy::table::{BackendGroup, RoutingTable, VirtualHost};
+use crate::store::Store;
+use proxy::table::RoutingTable;
 use std::sync::Arc;
 
 /// Builds the routing table from every Ingress pier serves, plus Diagnostics for everything
@@ -35,14 +42,22 @@ pub fn translate(store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagn
 }
 
 /// [`translate`] for a caller that translates again and again (the controller): it keeps
-/// what the previous translation resolved and reuses it where the objects it came from are
-/// unchanged. The result is always `==` to [`translate`] of the same Store, with the same
-/// Diagnostics; unchanged virtual hosts and endpoint lists also keep their pointers, so the
-/// proxy compares and compiles them by pointer.
+/// what the previous translation worked out and redoes only what depends on objects that
+/// changed (compared by pointer: the Store shares objects and never changes one in place).
+/// The result is always `==` to [`translate`] of the same Store, with the same Diagnostics;
+/// unchanged virtual hosts and endpoint lists also keep their pointers, so the proxy compares
+/// and compiles them by pointer.
 #[derive(Debug, Default)]
 pub struct Translator {
+    /// The settings everything below was worked out with.
+    settings: Option<Settings>,
+    seen: changes::Seen,
+    ingresses: admit::Admissions,
+    hosts: hosts::Hosts,
+    defaults: defaults::Defaults,
     backends: memo::BackendMemo,
-    hosts: Vec<Arc<VirtualHost>>,
+    tls: tls::TlsMemo,
+    protocols: tls::Answers,
 }
 
 impl Translator {
@@ -52,106 +67,102 @@ impl Translator {
         store: &Store,
         settings: &Settings,
     ) -> (RoutingTable, Vec<Diagnostic>) {
-        let memo = std::mem::take(&mut self.backends);
-        let (table, diagnostics, memo) = build(store, settings, memo, &self.hosts);
-        self.backends = memo;
-        self.hosts.clone_from(&table.virtual_hosts);
+        // Taken out while working: if anything panics, the next translation starts afresh.
+        let mut this = std::mem::take(self);
+        if this.settings.as_ref() != Some(settings) {
+            this = Translator {
+                settings: Some(settings.clone()),
+                ..Translator::default()
+            };
+        }
+        let result = this.run(store, settings);
+        *self = this;
+        result
+    }
+
+    fn run(&mut self, store: &Store, settings: &Settings) -> (RoutingTable, Vec<Diagnostic>) {
+        let Translator {
+            seen,
+            ingresses,
+            hosts,
+            defaults,
+            backends,
+            tls: tls_memo,
+            protocols,
+            ..
+        } = self;
+        let changes = seen.update(store);
+        let moved = ingresses.update(store, settings, changes.ingresses, changes.classes);
+        let joined: Vec<Arc<admit::Admitted>> = moved
+            .iter()
+            .filter_map(|m| match m {
+                admit::Membership::Joined(a) => Some(a.clone()),
+                admit::Membership::Left(_) => None,
+            })
+            .collect();
+        hosts.update(moved);
+        protocols.forget(&changes.services, !changes.secrets.is_empty());
+        backends.forget(&changes.services);
+
+        let mut diagnostics = Vec::new();
+        for admitted in ingresses.served() {
+            diagnostics.extend(admitted.problems.iter().cloned());
+            if admitted.problems.is_empty() {
+                diagnostics.extend(admitted.notes.iter().cloned());
+            }
+        }
+        let memo = std::mem::take(backends);
+        let mut resolver = backend::Resolver::new(store, &seen.slice_index, memo);
+        hosts.rebuild(&changes.services, &mut resolver);
+        let views = hosts.collect(&mut diagnostics);
+        let with_default = ingresses.members(|a| {
+            !a.canary
+                && a.ingress
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.default_backend.is_some())
+        });
+        let default_backend = defaults.resolve(
+            with_default,
+            &changes.services,
+            settings,
+            &mut resolver,
+            &mut diagnostics,
+        );
+        let mut table = RoutingTable {
+            virtual_hosts: views.iter().map(|v| v.vhost.clone()).collect(),
+            default_backend,
+            ..RoutingTable::default()
+        };
+        let with_tls =
+            ingresses.members(|a| a.ingress.spec.as_ref().is_some_and(|s| s.tls.is_some()));
+        tls::apply(
+            store,
+            settings,
+            tls_memo,
+            (&with_tls, &views),
+            &changes.secrets,
+            &mut table,
+            &mut diagnostics,
+        );
+        let members: Vec<&Arc<admit::Admitted>> = ingresses
+            .served()
+            .filter(|a| a.problems.is_empty())
+            .collect();
+        table.backend_protocols = tls::protocols(
+            store,
+            &seen.slice_index,
+            settings,
+            (&members, &joined),
+            &changes.services,
+            protocols,
+            &mut diagnostics,
+        );
+        let (more, memo) = resolver.finish();
+        *backends = memo;
+        diagnostics.extend(more);
+        diagnostics.sort();
+        diagnostics.dedup();
         (table, diagnostics)
     }
-}
-
-/// One translation with the memo of the previous ones; returns the memo for the next.
-fn build(
-    store: &Store,
-    settings: &Settings,
-    memo: memo::BackendMemo,
-    previous_hosts: &[Arc<VirtualHost>],
-) -> (RoutingTable, Vec<Diagnostic>, memo::BackendMemo) {
-    let mut diagnostics = Vec::new();
-    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::with_capacity(store.ingresses.len());
-    for (key, ingress) in &store.ingresses {
-        let ingress: &Ingress = ingress;
-        if !is_served(store, settings, key, ingress) {
-            continue;
-        }
-        let problems = validate::validate(ingress);
-        if problems.is_empty() {
-            served.push((key, ingress));
-        }
-        for problem in problems {
-            let reason = format!("{problem}; the Ingress is ignored");
-            diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
-        }
-    }
-    served.sort_by(|a, b| precedence(a.0, a.1).cmp(&precedence(b.0, b.1)));
-
-    let mut resolver = backend::Resolver::new(store, memo);
-    let mut builder = table::TableBuilder::default();
-    let mut canaries = Vec::new();
-    for &(key, ingress) in &served {
-        if canary::is_canary(key, ingress, &mut diagnostics) {
-            canaries.push((key, ingress));
-            continue;
-        }
-        builder.add(key, ingress, &mut resolver);
-    }
-    canary::attach(&mut builder, &canaries, &mut resolver, &mut diagnostics);
-    let fallback = if builder.has_global_default() {
-        None
-    } else {
-        settings_default_backend(settings, &mut resolver, &mut diagnostics)
-    };
-    let (mut table, more) = builder.finish(fallback, previous_hosts);
-    diagnostics.extend(more);
-    tls::apply(
-        store,
-        &mut resolver,
-        settings,
-        &served,
-        &mut table,
-        &mut diagnostics,
-    );
-    let (more, memo) = resolver.finish();
-    diagnostics.extend(more);
-    diagnostics.sort();
-    diagnostics.dedup();
-    (table, diagnostics, memo)
-}
-
-/// Conflict order: oldest first (objects without a timestamp last), then namespace/name.
-fn precedence<'a>(
-    key: &'a ObjectKey,
-    ingress: &'a Ingress,
-) -> (bool, Option<&'a Time>, &'a ObjectKey) {
-    let created = ingress.metadata.creation_timestamp.as_ref();
-    (created.is_none(), created, key)
-}
-
-/// The controller-wide `--default-backend`, used only when no Ingress sets a global one.
-fn settings_default_backend<'a>(
-    settings: &'a Settings,
-    resolver: &mut backend::Resolver<'a>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<BackendGroup> {
-    let value = settings.default_backend.as_deref()?;
-    let Some((namespace, name, port)) = backend::parse_backend_ref(value) else {
-        diagnostics.push(Diagnostic::new(
-            "Settings",
-            "default-backend",
-            format!("{value:?} is not namespace/name:port; no default backend"),
-        ));
-        return None;
-    };
-    let backend = resolver.resolve_for(None, namespace, name, &port);
-    if let Some(why) = &backend.unavailable {
-        diagnostics.push(Diagnostic::new(
-            "Settings",
-            "default-backend",
-            format!("{value}: {why}; unmatched requests get 503"),
-        ));
-    }
-    Some(BackendGroup {
-        services: vec![backend],
-        canary: None,
-    })
 }

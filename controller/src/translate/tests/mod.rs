@@ -2,11 +2,13 @@
 
 mod backends;
 mod classes;
+mod generate;
 mod health_policy;
 mod incremental;
 mod lb_canary;
 mod lb_crd;
 mod lb_policy;
+mod reuse;
 mod routes;
 mod tls;
 mod validation;
