@@ -266,4 +266,24 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether both hold equal objects under the same keys, like `==`, but comparing shared
+    /// objects by pointer first: two loads that share most objects compare in a walk.
+    pub fn same_as(&self, other: &Store) -> bool {
+        fn same<T: PartialEq>(
+            a: &BTreeMap<ObjectKey, Arc<T>>,
+            b: &BTreeMap<ObjectKey, Arc<T>>,
+        ) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && (Arc::ptr_eq(va, vb) || va == vb))
+        }
+        same(&self.ingresses, &other.ingresses)
+            && same(&self.ingress_classes, &other.ingress_classes)
+            && same(&self.services, &other.services)
+            && same(&self.endpoint_slices, &other.endpoint_slices)
+            && same(&self.secrets, &other.secrets)
+            && same(&self.backend_policies, &other.backend_policies)
+    }
 }

@@ -16,9 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// After the first relevant event, wait until this long passes without another one…
-const QUIET: Duration = Duration::from_millis(100);
-/// …but never delay a reload longer than this after the first event.
+/// Never delay a reload longer than this after the first event (the quiet period after the
+/// last one depends on whether files are still being written: see `Watches`).
 const MAX_DELAY: Duration = Duration::from_millis(500);
 /// Safety net for events the OS does not deliver (symlink targets, watches on directories
 /// that did not exist yet, network file systems): reload this often anyway.
@@ -115,7 +114,7 @@ impl FileSource {
                 let store = self.build_store(&order, &mut duplicates);
                 diagnostics.extend(duplicates.iter().cloned());
                 let (store, changed) = match last {
-                    Some(last) if *last.store == store => (last.store, false),
+                    Some(last) if last.store.same_as(&store) => (last.store, false),
                     _ => (Arc::new(store), true),
                 };
                 self.last = Some(Built {
@@ -137,8 +136,10 @@ impl FileSource {
 
     /// Loads, calls `on_load` with the result, then watches the paths and calls `on_load`
     /// again after every change, until the returned future is dropped (abort the task that
-    /// runs it to stop). Changes are applied within about 100–500 ms; a periodic reload every
-    /// 2 s catches what file-system events miss (e.g. directories created after start).
+    /// runs it to stop). Changes are applied within about 15–500 ms (15 ms after the last of
+    /// a burst of complete writes, 100 ms while a file written in place is not yet closed);
+    /// a periodic reload every 2 s catches what file-system events miss (e.g. directories
+    /// created after start).
     ///
     /// `on_load` is called when the store changed or when the set of diagnostics changed
     /// (a file broke or was fixed); check [`Loaded::changed`] to skip re-translation.
@@ -167,6 +168,7 @@ impl FileSource {
             }
             // Also re-arms watches lost with a deleted directory, and adds new ones.
             watches.refresh();
+            watches.loading();
             let Some((next, loaded)) = source.load_blocking().await else {
                 return;
             };
@@ -313,13 +315,13 @@ fn file_diagnostic(path: &Path, problem: &str, kept: usize) -> Diagnostic {
     Diagnostic::new("File", path.display().to_string(), reason)
 }
 
-/// Waits for a burst of events to end: [`QUIET`] without a relevant event, at most
-/// [`MAX_DELAY`] in total.
+/// Waits for a burst of events to end: the quiet period of [`Watches::quiet_period`] without
+/// a relevant event, at most [`MAX_DELAY`] in total.
 async fn debounce(rx: &mut mpsc::UnboundedReceiver<super::watch::Event>, watches: &mut Watches) {
     let deadline = Instant::now() + MAX_DELAY;
     let mut last = Instant::now();
     loop {
-        let until = (last + QUIET).min(deadline);
+        let until = (last + watches.quiet_period()).min(deadline);
         match tokio::time::timeout_at(until, rx.recv()).await {
             Ok(Some(event)) => {
                 if watches.note(event) {
