@@ -2,9 +2,12 @@
 //!
 //! Sources (files, Kubernetes) only fill a Store; everything after it is the same for both.
 
+mod slice;
+
+pub use slice::{EndpointSlice, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL};
+
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -145,7 +148,7 @@ pub struct Store {
     pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
     /// v1 Service.
     pub services: BTreeMap<ObjectKey, Arc<Service>>,
-    /// discovery.k8s.io/v1 EndpointSlice.
+    /// discovery.k8s.io/v1 EndpointSlice, reduced to what routing reads.
     pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     /// v1 Secret (only `kubernetes.io/tls` ones matter).
     pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
@@ -162,7 +165,7 @@ pub enum Object {
     IngressClass(Arc<IngressClass>),
     /// A Service.
     Service(Arc<Service>),
-    /// An EndpointSlice.
+    /// An EndpointSlice (reduced: see [`EndpointSlice`]).
     EndpointSlice(Arc<EndpointSlice>),
     /// A Secret.
     Secret(Arc<Secret>),
@@ -183,39 +186,41 @@ impl Object {
         }
     }
 
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        match self {
+    /// `(namespace, name)` as the object says.
+    fn names(&self) -> (Option<&str>, Option<&str>) {
+        let meta = match self {
             Object::Ingress(o) => &o.metadata,
             Object::IngressClass(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
+            Object::EndpointSlice(o) => return (o.namespace.as_deref(), Some(&o.name)),
             Object::Secret(o) => &o.metadata,
             Object::BackendPolicy(o) => &o.metadata,
-        }
+        };
+        (meta.namespace.as_deref(), meta.name.as_deref())
     }
 
     /// The object's key; namespace defaults to `default` for namespaced kinds, and is empty for
     /// IngressClass.
     pub fn key(&self) -> ObjectKey {
-        let meta = self.meta();
+        let (namespace, name) = self.names();
         let namespace = match self {
-            Object::IngressClass(_) => String::new(),
-            _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            Object::IngressClass(_) => "",
+            _ => namespace.unwrap_or("default"),
         };
-        ObjectKey::new(namespace, meta.name.clone().unwrap_or_default())
+        ObjectKey::new(namespace, name.unwrap_or_default())
     }
 
     /// Sets the namespace a namespaced object without one gets (`default`), so that the
     /// object says what its key says. Copies the object only when it is shared and lacks it.
     pub fn with_namespace(mut self) -> Object {
-        if matches!(self, Object::IngressClass(_)) || self.meta().namespace.is_some() {
+        if matches!(self, Object::IngressClass(_)) || self.names().0.is_some() {
             return self;
         }
         let namespace = Some("default".to_string());
         match &mut self {
             Object::Ingress(o) => Arc::make_mut(o).metadata.namespace = namespace,
             Object::Service(o) => Arc::make_mut(o).metadata.namespace = namespace,
-            Object::EndpointSlice(o) => Arc::make_mut(o).metadata.namespace = namespace,
+            Object::EndpointSlice(o) => Arc::make_mut(o).namespace = namespace,
             Object::Secret(o) => Arc::make_mut(o).metadata.namespace = namespace,
             Object::BackendPolicy(o) => Arc::make_mut(o).metadata.namespace = namespace,
             Object::IngressClass(_) => {}

@@ -80,9 +80,12 @@ fn with_endpoint_added(store: &mut Store, i: usize, round: usize) {
         .cloned()
         .expect("slice exists");
     let mut slice = (*store.endpoint_slices[&key]).clone();
-    let mut endpoint = slice.endpoints[0].clone();
-    endpoint.addresses = vec![format!("10.250.{}.{}", round / 250, round % 250)];
-    slice.endpoints.push(endpoint);
+    let mut endpoints = slice.endpoints.to_vec();
+    let mut endpoint = endpoints[0].clone();
+    let address = format!("10.250.{}.{}", round / 250, round % 250);
+    endpoint.address = Ok(address.parse().expect("address"));
+    endpoints.push(endpoint);
+    slice.endpoints = endpoints.into();
     store.endpoint_slices.insert(key, Arc::new(slice));
 }
 

@@ -124,7 +124,7 @@ pub fn spawn_watchers(client: &Client, namespace: Option<&str>, tx: mpsc::Sender
         scoped::<EndpointSlice>(client, namespace),
         all.clone(),
         Kind::EndpointSlice,
-        |o| Object::EndpointSlice(Arc::new(o)),
+        |o| Object::EndpointSlice(Arc::new(o.into())),
         tx.clone(),
     ));
     tokio::spawn(watch(

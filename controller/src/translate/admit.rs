@@ -2,7 +2,6 @@
 //! it is a canary, its hosts, the backends it names, the problems of its annotations — worked
 //! out once per version of the Ingress and kept while the Store holds that version.
 
-use super::backend::PortRef;
 use super::canary::{self, Rules};
 use super::{class, tls, validate};
 use crate::diagnostic::Diagnostic;
@@ -28,17 +27,15 @@ pub(crate) struct Admitted {
     /// Whether it is a canary Ingress (`pier.dev/canary: "true"`).
     pub(crate) canary: bool,
     /// The canary annotations, for a canary.
-    pub(crate) canary_rules: Option<Rules>,
+    pub(crate) canary_rules: Option<Box<Rules>>,
     /// Problems of its own annotations, reported while it is served and valid.
     pub(crate) notes: Vec<Diagnostic>,
     /// The distinct hosts of its rules, sorted.
-    pub(crate) hosts: Vec<HostMatch>,
+    pub(crate) hosts: Box<[HostMatch]>,
     /// `pier.dev/ssl-redirect`, when set and valid.
     pub(crate) ssl_redirect: Option<bool>,
     /// `pier.dev/hsts`, when set and valid.
     pub(crate) hsts: Option<Arc<str>>,
-    /// The Service ports it names (default backend first, then every path), for protocols.
-    pub(crate) backends: Vec<(String, PortRef)>,
     /// Whether it sets the backend protocol or CA itself.
     pub(crate) own_protocol: bool,
 }
@@ -52,7 +49,7 @@ impl Admitted {
             .collect();
         let mut notes = Vec::new();
         let canary = canary::is_canary(key, ingress, &mut notes);
-        let canary_rules = canary.then(|| canary::rules(&source, ingress, &mut notes));
+        let canary_rules = canary.then(|| Box::new(canary::rules(&source, ingress, &mut notes)));
         let (ssl_redirect, hsts) = tls::policy_annotations(key, &ingress.metadata, &mut notes);
         let spec = ingress.spec.as_ref();
         let rules = spec.and_then(|s| s.rules.as_ref()).into_iter().flatten();
@@ -61,22 +58,7 @@ impl Admitted {
             .collect();
         hosts.sort();
         hosts.dedup();
-        let paths = spec
-            .and_then(|s| s.rules.as_ref())
-            .into_iter()
-            .flatten()
-            .flat_map(|r| &r.http)
-            .flat_map(|h| &h.paths);
-        let named = spec.and_then(|s| s.default_backend.as_ref());
-        let backends = named
-            .into_iter()
-            .chain(paths.map(|p| &p.backend))
-            .filter_map(|b| b.service.as_ref())
-            .filter_map(|s| {
-                let port = s.port.as_ref().and_then(PortRef::from_backend_port)?;
-                Some((s.name.clone(), port))
-            })
-            .collect();
+        let hosts = hosts.into_boxed_slice();
         Admitted {
             key: key.clone(),
             ingress: ingress.clone(),
@@ -88,7 +70,6 @@ impl Admitted {
             hosts,
             ssl_redirect,
             hsts,
-            backends,
             own_protocol: tls::has_protocol_annotations(&ingress.metadata),
         }
     }

@@ -5,7 +5,6 @@
 //! route or the default backend.
 
 use super::changes::SliceIndex;
-use super::memo::{BackendMemo, Inputs};
 use super::policy::{self, Layers, PolicyIndex};
 use crate::diagnostic::Diagnostic;
 use crate::store::{self, KeyRef, ObjectKey, Store};
@@ -15,7 +14,7 @@ use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{Endpoint, LbPolicy, ServiceBackend};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Weight of a Service that does not share its route with others.
@@ -65,11 +64,10 @@ struct ServiceEntry {
 }
 
 /// Resolves backends against one Store, resolving each Service (and each of its ports) once
-/// however many routes name it, or not at all when the memo of earlier translations has it.
+/// however many routes name it.
 pub(crate) struct Resolver<'a> {
     store: &'a Store,
     slices: &'a SliceIndex,
-    memo: BackendMemo,
     /// By `namespace/name`.
     services: HashMap<ObjectKey, ServiceEntry>,
     /// The BackendPolicy in effect for each Service.
@@ -81,15 +79,13 @@ pub(crate) struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    /// A resolver over `store` whose EndpointSlices `slices` indexes; `memo` holds the
-    /// backends of earlier translations.
-    pub(crate) fn new(store: &'a Store, slices: &'a SliceIndex, memo: BackendMemo) -> Self {
+    /// A resolver over `store` whose EndpointSlices `slices` indexes.
+    pub(crate) fn new(store: &'a Store, slices: &'a SliceIndex) -> Self {
         let mut diagnostics = Vec::new();
         let policies = PolicyIndex::new(store, &mut diagnostics);
         Resolver {
             store,
             slices,
-            memo,
             services: HashMap::new(),
             policies,
             diagnostics,
@@ -110,7 +106,6 @@ impl<'a> Resolver<'a> {
         let Resolver {
             store,
             slices,
-            memo,
             services,
             policies,
             recorded,
@@ -130,22 +125,13 @@ impl<'a> Resolver<'a> {
                 backend.clone()
             }
             None => {
-                let inputs = Inputs {
-                    service: entry.service.as_ref(),
-                    slices: slices.of(namespace, service),
-                    policy: policies.get(namespace, service).map(|(_, p)| p),
-                };
-                let svc = entry.service.as_deref();
-                let at = (namespace, service, port);
                 let mut problems = Vec::new();
-                let resolved = memo.resolve(at, inputs, &mut problems, |found| {
-                    let ports = Ports {
-                        slices,
-                        policies,
-                        diagnostics: found,
-                    };
-                    ports.resolve(namespace, service, svc, port)
-                });
+                let ports = Ports {
+                    slices,
+                    policies,
+                    diagnostics: &mut problems,
+                };
+                let resolved = ports.resolve(namespace, service, entry.service.as_deref(), port);
                 out.extend(problems.iter().cloned());
                 entry.ports.push((port.clone(), resolved.clone(), problems));
                 resolved
@@ -173,9 +159,9 @@ impl<'a> Resolver<'a> {
         std::mem::take(&mut self.recorded)
     }
 
-    /// Diagnostics about BackendPolicies, and the memo for the next translation.
-    pub(crate) fn finish(self) -> (Vec<Diagnostic>, BackendMemo) {
-        (self.diagnostics, self.memo)
+    /// Diagnostics about BackendPolicies.
+    pub(crate) fn finish(self) -> Vec<Diagnostic> {
+        self.diagnostics
     }
 }
 
@@ -257,13 +243,12 @@ impl Ports<'_, '_> {
         let weights = self.policies.weights(namespace, service);
         let mut found: Vec<Endpoint> = Vec::new();
         for (key, slice) in self.slices.of(namespace, service) {
-            if slice.address_type == "FQDN" {
+            if slice.fqdn {
                 continue;
             }
             let port = slice
                 .ports
                 .iter()
-                .flatten()
                 .find(|p| unnamed_if_empty(p.name.as_deref()) == wanted)
                 .and_then(|p| p.port)
                 .and_then(|p| u16::try_from(p).ok())
@@ -271,28 +256,24 @@ impl Ports<'_, '_> {
             let Some(port) = port else { continue };
             found.reserve(slice.endpoints.len());
             for endpoint in &slice.endpoints {
-                let conditions = endpoint.conditions.as_ref();
-                let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-                let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
-                let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-                let pod = endpoint.target_ref.as_ref().and_then(|r| r.name.as_deref());
-                for address in &endpoint.addresses {
-                    let Ok(ip) = address.parse::<IpAddr>() else {
+                let ip = match &endpoint.address {
+                    Ok(ip) => *ip,
+                    Err(address) => {
                         self.diagnostics.push(Diagnostic::new(
                             "EndpointSlice",
                             key.to_string(),
                             format!("address {address:?} is not an IP address; skipped"),
                         ));
                         continue;
-                    };
-                    found.push(Endpoint {
-                        address: SocketAddr::new(ip, port),
-                        weight: weights.weight(ip, pod),
-                        ready,
-                        serving,
-                        terminating,
-                    });
-                }
+                    }
+                };
+                found.push(Endpoint {
+                    address: SocketAddr::new(ip, port),
+                    weight: weights.weight(ip, endpoint.pod.as_deref()),
+                    ready: endpoint.ready,
+                    serving: endpoint.serving,
+                    terminating: endpoint.terminating,
+                });
             }
         }
         if found.windows(2).all(|w| w[0].address < w[1].address) {

@@ -3,16 +3,12 @@
 //! never changes an object in place). Also keeps the EndpointSlices indexed by Service,
 //! updated with the slices that changed.
 
-use crate::store::{KeyRef, ObjectKey, Store};
+use crate::store::{EndpointSlice, KeyRef, ObjectKey, Store};
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-/// Label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// One kind's objects as the previous translation saw them, in key order.
 #[derive(Debug)]
@@ -118,8 +114,7 @@ impl SliceIndex {
 
 /// The Service an EndpointSlice belongs to, by its label.
 fn service_of(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
-    let labels = slice.metadata.labels.as_ref()?;
-    let name = labels.get(SERVICE_NAME_LABEL)?;
+    let name = slice.service.as_ref()?;
     Some(ObjectKey::new(&key.namespace, name))
 }
 

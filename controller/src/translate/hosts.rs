@@ -9,8 +9,8 @@ use super::table::HostBuilder;
 use super::tls;
 use crate::diagnostic::Diagnostic;
 use crate::store::ObjectKey;
-use proxy::table::{HostMatch, VirtualHost};
-use std::collections::{BTreeMap, HashSet};
+use proxy::table::{Endpoint, HostMatch, ServiceBackend, VirtualHost};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// What one host was built into.
@@ -31,8 +31,10 @@ struct Built {
 struct Entry {
     /// Served, valid Ingresses with a rule for the host, oldest first.
     members: Vec<Arc<Admitted>>,
-    /// What it was last built into; `None` until built and after a member changed.
+    /// What it was last built into; `None` until built.
     built: Option<Built>,
+    /// A member joined or left since it was built.
+    stale: bool,
 }
 
 /// Every host of the served, valid Ingresses, in host order.
@@ -60,7 +62,7 @@ impl Hosts {
                             continue;
                         };
                         entry.members.retain(|m| !Arc::ptr_eq(m, &gone));
-                        entry.built = None;
+                        entry.stale = true;
                         if entry.members.is_empty() {
                             self.by_host.remove(host);
                         }
@@ -73,7 +75,7 @@ impl Hosts {
                             .members
                             .partition_point(|m| m.precedence() < new.precedence());
                         entry.members.insert(at, new.clone());
-                        entry.built = None;
+                        entry.stale = true;
                     }
                 }
             }
@@ -83,15 +85,17 @@ impl Hosts {
     /// Rebuilds the hosts that need it: new or changed members, or a Service in `changed`.
     pub(crate) fn rebuild(&mut self, changed: &HashSet<ObjectKey>, resolver: &mut Resolver) {
         for (host, entry) in &mut self.by_host {
-            let stale = match &entry.built {
-                None => true,
-                Some(built) => {
-                    !changed.is_empty() && built.services.iter().any(|s| changed.contains(s))
-                }
-            };
+            let stale = entry.stale
+                || match &entry.built {
+                    None => true,
+                    Some(built) => {
+                        !changed.is_empty() && built.services.iter().any(|s| changed.contains(s))
+                    }
+                };
             if stale {
                 let previous = entry.built.take().and_then(|b| b.vhost);
                 entry.built = Some(build(host, &entry.members, previous, resolver));
+                entry.stale = false;
             }
         }
     }
@@ -128,9 +132,16 @@ fn build(
     }
     let canaries: Vec<&Arc<Admitted>> = members.iter().filter(|m| m.canary).collect();
     canary::attach(host, &mut builder, &canaries, resolver, &mut diagnostics);
-    let vhost = builder.finish().map(|built| match previous {
-        Some(previous) if *previous == built => previous,
-        _ => Arc::new(built),
+    let vhost = builder.finish().map(|mut built| match previous {
+        Some(previous) => {
+            share_endpoints(&mut built, &previous);
+            if *previous == built {
+                previous
+            } else {
+                Arc::new(built)
+            }
+        }
+        None => Arc::new(built),
     });
     Built {
         vhost,
@@ -138,4 +149,37 @@ fn build(
         services: resolver.take_recorded(),
         policy: tls::HostPolicy::decide(host, members),
     }
+}
+
+/// Every backend of `host` whose endpoints equal those of the same backend in `previous`
+/// takes the previous list (same `Arc`), so that the proxy sees it unchanged by pointer.
+fn share_endpoints(host: &mut VirtualHost, previous: &VirtualHost) {
+    let mut known: HashMap<&str, &Arc<[Endpoint]>> = HashMap::new();
+    for backend in backends(previous) {
+        known.insert(&backend.id, &backend.endpoints);
+    }
+    for backend in backends_mut(host) {
+        if let Some(old) = known.get(&*backend.id) {
+            if !Arc::ptr_eq(old, &backend.endpoints) && **old == backend.endpoints {
+                backend.endpoints = Arc::clone(old);
+            }
+        }
+    }
+}
+
+/// Every Service backend of a host: of its routes, their canaries and its default.
+fn backends(host: &VirtualHost) -> impl Iterator<Item = &ServiceBackend> {
+    let groups = host.routes.iter().map(|r| &r.backend);
+    groups.chain(&host.default_backend).flat_map(|g| {
+        let canary = g.canary.as_ref().map(|c| &c.backend);
+        g.services.iter().chain(canary)
+    })
+}
+
+fn backends_mut(host: &mut VirtualHost) -> impl Iterator<Item = &mut ServiceBackend> {
+    let groups = host.routes.iter_mut().map(|r| &mut r.backend);
+    groups.chain(&mut host.default_backend).flat_map(|g| {
+        let canary = g.canary.as_mut().map(|c| &mut c.backend);
+        g.services.iter_mut().chain(canary)
+    })
 }

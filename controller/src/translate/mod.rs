@@ -17,7 +17,6 @@ mod changes;
 mod class;
 mod defaults;
 mod hosts;
-mod memo;
 mod policy;
 mod table;
 mod tls;
@@ -55,7 +54,6 @@ pub struct Translator {
     ingresses: admit::Admissions,
     hosts: hosts::Hosts,
     defaults: defaults::Defaults,
-    backends: memo::BackendMemo,
     tls: tls::TlsMemo,
     protocols: tls::Answers,
 }
@@ -86,7 +84,6 @@ impl Translator {
             ingresses,
             hosts,
             defaults,
-            backends,
             tls: tls_memo,
             protocols,
             ..
@@ -102,7 +99,6 @@ impl Translator {
             .collect();
         hosts.update(moved);
         protocols.forget(&changes.services, !changes.secrets.is_empty());
-        backends.forget(&changes.services);
 
         let mut diagnostics = Vec::new();
         for admitted in ingresses.served() {
@@ -111,8 +107,7 @@ impl Translator {
                 diagnostics.extend(admitted.notes.iter().cloned());
             }
         }
-        let memo = std::mem::take(backends);
-        let mut resolver = backend::Resolver::new(store, &seen.slice_index, memo);
+        let mut resolver = backend::Resolver::new(store, &seen.slice_index);
         hosts.rebuild(&changes.services, &mut resolver);
         let views = hosts.collect(&mut diagnostics);
         let with_default = ingresses.members(|a| {
@@ -158,9 +153,7 @@ impl Translator {
             protocols,
             &mut diagnostics,
         );
-        let (more, memo) = resolver.finish();
-        *backends = memo;
-        diagnostics.extend(more);
+        diagnostics.extend(resolver.finish());
         diagnostics.sort();
         diagnostics.dedup();
         (table, diagnostics)

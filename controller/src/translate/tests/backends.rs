@@ -300,7 +300,7 @@ endpoints:
     let slice: EndpointSlice = serde_yaml::from_str(parts.next().unwrap()).unwrap();
     store.insert(Object::Ingress(Arc::new(ingress)));
     store.insert(Object::Service(Arc::new(svc)));
-    store.insert(Object::EndpointSlice(Arc::new(slice)));
+    store.insert(Object::EndpointSlice(Arc::new(slice.into())));
     let (table, diags) = run(&store);
     assert!(diags.is_empty(), "{diags:?}");
     let backend = prefix_backend(&table, "shop.example.com", "/cart");

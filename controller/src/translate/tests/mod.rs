@@ -306,7 +306,7 @@ impl SliceBuilder {
     }
 
     pub(super) fn insert(self, store: &mut Store) {
-        store.insert(Object::EndpointSlice(Arc::new(self.0)));
+        store.insert(Object::EndpointSlice(Arc::new(self.0.into())));
     }
 }
 

@@ -6,12 +6,12 @@ use super::*;
 use crate::translate::Translator;
 use serde_json::json;
 
-fn simple_ingress(name: &str, host: &str, service: &str) -> Object {
+fn simple_ingress(name: &str, (host, path): (&str, &str), service: &str) -> Object {
     parse(
         &json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": "a"},
         "spec": {"ingressClassName": "pier", "rules": [{"host": host, "http": {"paths": [
-            {"path": "/", "pathType": "Prefix",
+            {"path": path, "pathType": "Prefix",
              "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}}),
     )
 }
@@ -43,23 +43,31 @@ fn unchanged_hosts_and_endpoint_lists_keep_their_pointers() {
     let mut store = Store::default();
     simple_backend(&mut store, "s0", "10.0.0.1");
     simple_backend(&mut store, "s1", "10.0.0.2");
-    store.insert(simple_ingress("one", "a.com", "s0"));
-    store.insert(simple_ingress("two", "b.com", "s1"));
+    store.insert(simple_ingress("one", ("a.com", "/"), "s0"));
+    store.insert(simple_ingress("two", ("b.com", "/"), "s1"));
     let mut translator = Translator::default();
     let settings = Settings::default();
     let (first, _) = translator.translate(&store, &settings);
 
-    // A new Ingress to s0: a.com and b.com are untouched; c.com shares s0's endpoint list.
-    store.insert(simple_ingress("three", "c.com", "s0"));
+    // A new Ingress: c.com is new, a.com and b.com are untouched.
+    store.insert(simple_ingress("three", ("c.com", "/"), "s0"));
     let (second, _) = translator.translate(&store, &settings);
     assert!(Arc::ptr_eq(host(&first, "a.com"), host(&second, "a.com")));
     assert!(Arc::ptr_eq(host(&first, "b.com"), host(&second, "b.com")));
     let endpoints =
         |t: &RoutingTable, h: &str| host(t, h).routes[0].backend.services[0].endpoints.clone();
+
+    // Another Ingress with a path on a.com: the host is rebuilt, and its unchanged Service
+    // keeps its endpoint list.
+    store.insert(simple_ingress("four", ("a.com", "/x"), "s0"));
+    let (third, _) = translator.translate(&store, &settings);
+    assert!(!Arc::ptr_eq(host(&second, "a.com"), host(&third, "a.com")));
+    assert_eq!(host(&third, "a.com").routes.len(), 2);
     assert!(Arc::ptr_eq(
         &endpoints(&second, "a.com"),
-        &endpoints(&second, "c.com")
+        &endpoints(&third, "a.com")
     ));
+    let second = third;
 
     // s1 moves to another address: only b.com changes, and it has the new address.
     simple_backend(&mut store, "s1", "10.0.0.3");

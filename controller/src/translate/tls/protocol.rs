@@ -21,6 +21,9 @@ const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
 /// What [`backend_protocol`] answers for one backend.
 type Answer = Result<(BackendProtocol, Option<String>), String>;
 
+/// Plain HTTP, nothing to report: what most backends answer.
+const PLAIN: Answer = Ok((BackendProtocol::Http, None));
+
 /// The answer of an Ingress without protocol annotations of its own: plain HTTP, no problem.
 fn plain(answer: &Answer) -> bool {
     matches!(answer, Ok((BackendProtocol::Http, None)))
@@ -28,7 +31,8 @@ fn plain(answer: &Answer) -> bool {
 
 /// What each Service port answers for Ingresses without protocol annotations (it depends
 /// on the Service alone), kept while the Service, its slices and the Secrets are unchanged;
-/// and whether the last translation found every backend plain HTTP.
+/// and whether the last translation found every backend plain HTTP. Services that answer
+/// plain HTTP on every port (see [`plain_service`]) are not kept: most are.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     by_service: HashMap<ObjectKey, Vec<(PortRef, Answer)>>,
@@ -50,23 +54,26 @@ impl Answers {
     /// The answer of backend `namespace/service:port` for an Ingress without annotations.
     fn of(&mut self, store: &Store, slices: &SliceIndex, backend: &BackendKey<'_>) -> &Answer {
         let (namespace, service, port) = backend;
+        if plain_service(store, slices, namespace, service) {
+            return &PLAIN;
+        }
         let known = self.by_service.get(&(*namespace, *service) as &dyn KeyRef);
-        if known.is_none_or(|ports| ports.iter().all(|(p, _)| p != *port)) {
+        if known.is_none_or(|ports| ports.iter().all(|(p, _)| p != port)) {
             let svc = store::find(&store.services, namespace, service);
             let answer = backend_protocol(store, slices, None, svc.map(|s| &**s), backend);
             self.by_service
                 .entry(ObjectKey::new(*namespace, *service))
                 .or_default()
-                .push(((*port).clone(), answer));
+                .push((port.clone(), answer));
         }
         let ports = &self.by_service[&(*namespace, *service) as &dyn KeyRef];
-        let (_, answer) = ports.iter().find(|(p, _)| p == *port).expect("just added");
+        let (_, answer) = ports.iter().find(|(p, _)| p == port).expect("just added");
         answer
     }
 }
 
 /// A backend as Ingresses name it: `(namespace, service, port)`.
-type BackendKey<'a> = (&'a str, &'a str, &'a PortRef);
+type BackendKey<'a> = (&'a str, &'a str, PortRef);
 
 /// One Ingress (or `--default-backend`) naming one backend.
 struct Claim<'a> {
@@ -75,17 +82,28 @@ struct Claim<'a> {
     backend: BackendKey<'a>,
 }
 
+/// The Service ports an Ingress names: its default backend first, then every path's.
 fn claims_of(m: &Admitted) -> impl Iterator<Item = BackendKey<'_>> {
     let namespace = m.key.namespace.as_str();
-    m.backends
-        .iter()
-        .map(move |(service, port)| (namespace, service.as_str(), port))
+    let spec = m.ingress.spec.as_ref();
+    let rules = spec.and_then(|s| s.rules.as_ref()).into_iter().flatten();
+    let paths = rules.flat_map(|r| &r.http).flat_map(|h| &h.paths);
+    let default = spec.and_then(|s| s.default_backend.as_ref());
+    default
+        .into_iter()
+        .chain(paths.map(|p| &p.backend))
+        .filter_map(|b| b.service.as_ref())
+        .filter_map(move |s| {
+            let port = s.port.as_ref().and_then(PortRef::from_backend_port)?;
+            Some((namespace, s.name.as_str(), port))
+        })
 }
 
-/// Whether every port of Service `key` answers plain HTTP to Ingresses without protocol
-/// annotations: no `backend-protocol` annotation and no `kubernetes.io/h2c` anywhere.
-fn plain_service(store: &Store, slices: &SliceIndex, key: &ObjectKey) -> bool {
-    let Some(svc) = store::find(&store.services, &key.namespace, &key.name) else {
+/// Whether every port of Service `namespace/name` answers plain HTTP to Ingresses without
+/// protocol annotations: no `backend-protocol` annotation and no `kubernetes.io/h2c`
+/// anywhere (or no such Service).
+fn plain_service(store: &Store, slices: &SliceIndex, namespace: &str, name: &str) -> bool {
+    let Some(svc) = store::find(&store.services, namespace, name) else {
         return true;
     };
     let h2c = |p: Option<&str>| p == Some(APP_PROTOCOL_H2C);
@@ -96,9 +114,9 @@ fn plain_service(store: &Store, slices: &SliceIndex, key: &ObjectKey) -> bool {
             .iter()
             .any(|p| h2c(p.app_protocol.as_deref()))
         && !slices
-            .of(&key.namespace, &key.name)
+            .of(namespace, name)
             .iter()
-            .flat_map(|(_, s)| s.ports.iter().flatten())
+            .flat_map(|(_, s)| s.ports.iter())
             .any(|p| h2c(p.app_protocol.as_deref()))
 }
 
@@ -120,7 +138,9 @@ pub(crate) fn protocols(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Arc<str>, BackendProtocol> {
     if answers.all_plain
-        && changed.iter().all(|s| plain_service(store, slices, s))
+        && changed
+            .iter()
+            .all(|s| plain_service(store, slices, &s.namespace, &s.name))
         && joined
             .iter()
             .all(|m| !m.own_protocol && claims_of(m).all(|b| plain(answers.of(store, slices, &b))))
@@ -131,7 +151,6 @@ pub(crate) fn protocols(
         .default_backend
         .as_deref()
         .and_then(crate::translate::backend::parse_backend_ref);
-    let fallback = fallback.as_ref().map(|(ns, svc, port)| (*ns, *svc, port));
     let mut interesting: HashSet<BackendKey<'_>> = HashSet::new();
     for member in members {
         for backend in claims_of(member) {
@@ -140,9 +159,9 @@ pub(crate) fn protocols(
             }
         }
     }
-    if let Some(backend) = fallback {
-        if !plain(answers.of(store, slices, &backend)) {
-            interesting.insert(backend);
+    if let Some(backend) = &fallback {
+        if !plain(answers.of(store, slices, backend)) {
+            interesting.insert(backend.clone());
         }
     }
     answers.all_plain = interesting.is_empty();
@@ -182,7 +201,7 @@ fn decide_all(
     // Backend → the source that decided its protocol (the oldest naming it), and the protocol.
     let mut decided: HashMap<BackendKey<'_>, (&str, BackendProtocol)> = HashMap::new();
     for claim in claims {
-        let (namespace, service, port) = claim.backend;
+        let (namespace, service, port) = &claim.backend;
         let id = || format!("{namespace}/{service}:{port}");
         let own = claim
             .ingress
@@ -208,7 +227,7 @@ fn decide_all(
             }
         };
         match decided.get(&claim.backend) {
-            None => drop(decided.insert(claim.backend, (claim.source, protocol))),
+            None => drop(decided.insert(claim.backend.clone(), (claim.source, protocol))),
             Some((winner, chosen)) if *chosen != protocol => {
                 let reason = format!(
                     "backend {} is already used as {} by {winner}, which takes precedence; \
@@ -255,7 +274,7 @@ fn backend_protocol(
     slices: &SliceIndex,
     ingress: Option<&Ingress>,
     svc: Option<&Service>,
-    &(namespace, service, port): &BackendKey<'_>,
+    (namespace, service, port): &BackendKey<'_>,
 ) -> Answer {
     let metas = [ingress.map(|i| &i.metadata), svc.map(|s| &s.metadata)];
     let first = |key| {
@@ -329,7 +348,7 @@ fn app_protocol_h2c(
     slices
         .of(namespace, service)
         .iter()
-        .flat_map(|(_, s)| s.ports.iter().flatten())
+        .flat_map(|(_, s)| s.ports.iter())
         .any(|p| {
             p.name.as_deref().filter(|n| !n.is_empty()) == wanted
                 && p.app_protocol.as_deref() == Some(APP_PROTOCOL_H2C)
