@@ -186,6 +186,19 @@ impl Object {
         }
     }
 
+    /// Whether both are the same allocation (the same version of the same object).
+    pub fn same_allocation(&self, other: &Object) -> bool {
+        match (self, other) {
+            (Object::Ingress(a), Object::Ingress(b)) => Arc::ptr_eq(a, b),
+            (Object::IngressClass(a), Object::IngressClass(b)) => Arc::ptr_eq(a, b),
+            (Object::Service(a), Object::Service(b)) => Arc::ptr_eq(a, b),
+            (Object::EndpointSlice(a), Object::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Object::Secret(a), Object::Secret(b)) => Arc::ptr_eq(a, b),
+            (Object::BackendPolicy(a), Object::BackendPolicy(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// `(namespace, name)` as the object says.
     fn names(&self) -> (Option<&str>, Option<&str>) {
         let meta = match self {
@@ -241,6 +254,19 @@ impl Store {
             Object::EndpointSlice(o) => self.endpoint_slices.insert(key, o).is_some(),
             Object::Secret(o) => self.secrets.insert(key, o).is_some(),
             Object::BackendPolicy(o) => self.backend_policies.insert(key, o).is_some(),
+        }
+    }
+
+    /// Removes the object of this kind with this object's key, if present.
+    pub fn remove(&mut self, object: &Object) {
+        let key = object.key();
+        match object {
+            Object::Ingress(_) => drop(self.ingresses.remove(&key)),
+            Object::IngressClass(_) => drop(self.ingress_classes.remove(&key)),
+            Object::Service(_) => drop(self.services.remove(&key)),
+            Object::EndpointSlice(_) => drop(self.endpoint_slices.remove(&key)),
+            Object::Secret(_) => drop(self.secrets.remove(&key)),
+            Object::BackendPolicy(_) => drop(self.backend_policies.remove(&key)),
         }
     }
 
