@@ -94,6 +94,17 @@ pub(crate) enum Membership {
     Left(Arc<Admitted>),
 }
 
+impl Membership {
+    /// The Ingresses that joined.
+    pub(crate) fn joined(moved: &[Membership]) -> Vec<Arc<Admitted>> {
+        let joined = moved.iter().filter_map(|m| match m {
+            Membership::Joined(a) => Some(a.clone()),
+            Membership::Left(_) => None,
+        });
+        joined.collect()
+    }
+}
+
 /// Every Ingress of the Store, admitted, with whether it is served.
 #[derive(Debug, Default)]
 pub(crate) struct Admissions {
@@ -147,16 +158,30 @@ impl Admissions {
     }
 
     /// Every served Ingress, valid or not, in no particular order.
-    pub(crate) fn served(&self) -> impl Iterator<Item = &Arc<Admitted>> {
+    fn served(&self) -> impl Iterator<Item = &Arc<Admitted>> {
         self.by_key.values().filter(|(_, s)| *s).map(|(a, _)| a)
+    }
+
+    /// What is wrong with each served Ingress on its own: why it is invalid, else the
+    /// problems of its annotations.
+    pub(crate) fn report(&self, out: &mut Vec<Diagnostic>) {
+        for admitted in self.served() {
+            out.extend(admitted.problems.iter().cloned());
+            if admitted.problems.is_empty() {
+                out.extend(admitted.notes.iter().cloned());
+            }
+        }
+    }
+
+    /// Every served and valid Ingress, in no particular order.
+    pub(crate) fn members_unordered(&self) -> impl Iterator<Item = &Arc<Admitted>> {
+        self.served().filter(|a| a.problems.is_empty())
     }
 
     /// Every served and valid Ingress that matches `filter`, oldest first.
     pub(crate) fn members(&self, filter: impl Fn(&Admitted) -> bool) -> Vec<&Arc<Admitted>> {
-        let mut found: Vec<&Arc<Admitted>> = self
-            .served()
-            .filter(|a| a.problems.is_empty() && filter(a))
-            .collect();
+        let mut found: Vec<&Arc<Admitted>> =
+            self.members_unordered().filter(|a| filter(a)).collect();
         found.sort_by(|a, b| a.precedence().cmp(&b.precedence()));
         found
     }

@@ -90,23 +90,12 @@ impl Translator {
         } = self;
         let changes = seen.update(store);
         let moved = ingresses.update(store, settings, changes.ingresses, changes.classes);
-        let joined: Vec<Arc<admit::Admitted>> = moved
-            .iter()
-            .filter_map(|m| match m {
-                admit::Membership::Joined(a) => Some(a.clone()),
-                admit::Membership::Left(_) => None,
-            })
-            .collect();
+        let joined = admit::Membership::joined(&moved);
         hosts.update(moved);
         protocols.forget(&changes.services, !changes.secrets.is_empty());
 
         let mut diagnostics = Vec::new();
-        for admitted in ingresses.served() {
-            diagnostics.extend(admitted.problems.iter().cloned());
-            if admitted.problems.is_empty() {
-                diagnostics.extend(admitted.notes.iter().cloned());
-            }
-        }
+        ingresses.report(&mut diagnostics);
         let mut resolver = backend::Resolver::new(store, &seen.slice_index);
         hosts.rebuild(&changes.services, &mut resolver);
         let views = hosts.collect(&mut diagnostics);
@@ -140,10 +129,7 @@ impl Translator {
             &mut table,
             &mut diagnostics,
         );
-        let members: Vec<&Arc<admit::Admitted>> = ingresses
-            .served()
-            .filter(|a| a.problems.is_empty())
-            .collect();
+        let members: Vec<&Arc<admit::Admitted>> = ingresses.members_unordered().collect();
         table.backend_protocols = tls::protocols(
             store,
             &seen.slice_index,
