@@ -91,17 +91,20 @@ impl FileSource {
         for path in walked.files {
             let old = previous.remove(&path);
             let before = old.as_ref().map(|old| old.objects.clone());
-            if let Some(state) = read_file(&path, old, &mut diagnostics) {
-                let same = before
-                    .as_ref()
-                    .is_some_and(|b| same_objects(b, &state.objects));
-                if !same {
-                    gone.extend(before.unwrap_or_default());
-                    new.extend(state.objects.iter().cloned());
-                }
-                self.files.insert(path.clone(), state);
-                order.push(path);
+            let Some(state) = read_file(&path, old, &mut diagnostics) else {
+                // Deleted between listing and reading.
+                gone.extend(before.unwrap_or_default());
+                continue;
+            };
+            let same = before
+                .as_ref()
+                .is_some_and(|b| same_objects(b, &state.objects));
+            if !same {
+                gone.extend(before.unwrap_or_default());
+                new.extend(state.objects.iter().cloned());
             }
+            self.files.insert(path.clone(), state);
+            order.push(path);
         }
         for (path, state) in previous {
             // A directory we could not list says nothing about its files; keep what they held.
