@@ -5,12 +5,12 @@ use crate::metrics::ControlMetrics;
 use crate::settings::Settings;
 use crate::source::file::Loaded;
 use crate::store::Store;
-use crate::translate::translate;
+use crate::translate::Translator;
 use arc_swap::ArcSwap;
 use proxy::ProxyState;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Everything the control plane shares with the admin listener.
@@ -24,6 +24,8 @@ pub struct Controller {
     pub metrics: ControlMetrics,
     /// Diagnostics of the last load and translation.
     pub diagnostics: ArcSwap<Vec<Diagnostic>>,
+    /// What the last translation resolved, for the next one to reuse.
+    translator: Mutex<Translator>,
     ready: AtomicBool,
     listening: AtomicBool,
 }
@@ -36,6 +38,7 @@ impl Controller {
             settings,
             metrics: ControlMetrics::default(),
             diagnostics: ArcSwap::from_pointee(Vec::new()),
+            translator: Mutex::new(Translator::default()),
             ready: AtomicBool::new(false),
             listening: AtomicBool::new(false),
         }
@@ -69,7 +72,11 @@ impl Controller {
     pub fn apply_store(&self, store: &Store, extra: Vec<Diagnostic>) {
         self.metrics.reloads.inc();
         let started = Instant::now();
-        let (table, mut diagnostics) = translate(store, &self.settings);
+        let (table, mut diagnostics) = self
+            .translator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .translate(store, &self.settings);
         diagnostics.extend(extra);
         diagnostics.sort();
         diagnostics.dedup();
@@ -112,3 +119,7 @@ impl Controller {
         self.diagnostics.store(Arc::new(diagnostics));
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -2,15 +2,20 @@
 //!
 //! Sources (files, Kubernetes) only fill a Store; everything after it is the same for both.
 
+mod slice;
+
+pub use slice::{EndpointSlice, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL};
+
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Identifies a namespaced object of one kind: `(namespace, name)`. Cluster-scoped objects use
-/// an empty namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// an empty namespace. Ordered and hashed as the pair, so a map keyed by it can be searched
+/// with a borrowed [`KeyRef`] (see [`find`]) without building a key.
+#[derive(Debug, Clone)]
 pub struct ObjectKey {
     /// Namespace, empty for cluster-scoped kinds.
     pub namespace: String,
@@ -28,6 +33,88 @@ impl ObjectKey {
     }
 }
 
+/// `(namespace, name)` of an object, owned ([`ObjectKey`]) or borrowed (`(&str, &str)`).
+pub trait KeyRef {
+    /// Namespace and name.
+    fn parts(&self) -> (&str, &str);
+}
+
+impl KeyRef for ObjectKey {
+    fn parts(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+impl KeyRef for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyRef + 'a> for ObjectKey {
+    fn borrow(&self) -> &(dyn KeyRef + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyRef + '_ {}
+
+impl PartialOrd for dyn KeyRef + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyRef + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl std::hash::Hash for dyn KeyRef + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+// The owned key compares and hashes exactly like its borrowed form, as `Borrow` requires.
+impl PartialEq for ObjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for ObjectKey {}
+
+impl PartialOrd for ObjectKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ObjectKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl std::hash::Hash for ObjectKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+/// The object `namespace/name` of one kind's map, found without building an [`ObjectKey`].
+pub fn find<'m, V>(map: &'m BTreeMap<ObjectKey, V>, namespace: &str, name: &str) -> Option<&'m V> {
+    map.get(&(namespace, name) as &dyn KeyRef)
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.namespace.is_empty() {
@@ -38,38 +125,52 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
+/// `namespace/name` (`name` alone without a namespace), as [`ObjectKey`] displays.
+pub fn key_name(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
 /// All objects translate() reads, keyed by namespace/name (IngressClass by name only).
+///
+/// Objects are shared (`Arc`): a source that keeps its own copy (the file source) and the
+/// Store hold one allocation, a cloned Store costs pointers, and translate() can tell an
+/// object that did not change from one that did by pointer (see `translate::Translator`).
+/// Replacing an object always stores a new `Arc`; never mutate one in place.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Store {
     /// networking.k8s.io/v1 Ingress.
-    pub ingresses: BTreeMap<ObjectKey, Ingress>,
+    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
     /// networking.k8s.io/v1 IngressClass (cluster-scoped: empty namespace).
-    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
+    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
     /// v1 Service.
-    pub services: BTreeMap<ObjectKey, Service>,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
+    /// discovery.k8s.io/v1 EndpointSlice, reduced to what routing reads.
+    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     /// v1 Secret (only `kubernetes.io/tls` ones matter).
-    pub secrets: BTreeMap<ObjectKey, Secret>,
+    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
     /// pier.dev/v1alpha1 BackendPolicy.
-    pub backend_policies: BTreeMap<ObjectKey, BackendPolicy>,
+    pub backend_policies: BTreeMap<ObjectKey, Arc<BackendPolicy>>,
 }
 
 /// One object of a kind the Store holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// An Ingress.
-    Ingress(Box<Ingress>),
+    Ingress(Arc<Ingress>),
     /// An IngressClass.
-    IngressClass(Box<IngressClass>),
+    IngressClass(Arc<IngressClass>),
     /// A Service.
-    Service(Box<Service>),
-    /// An EndpointSlice.
-    EndpointSlice(Box<EndpointSlice>),
+    Service(Arc<Service>),
+    /// An EndpointSlice (reduced: see [`EndpointSlice`]).
+    EndpointSlice(Arc<EndpointSlice>),
     /// A Secret.
-    Secret(Box<Secret>),
+    Secret(Arc<Secret>),
     /// A BackendPolicy.
-    BackendPolicy(Box<BackendPolicy>),
+    BackendPolicy(Arc<BackendPolicy>),
 }
 
 impl Object {
@@ -85,55 +186,87 @@ impl Object {
         }
     }
 
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        match self {
+    /// Whether both are the same allocation (the same version of the same object).
+    pub fn same_allocation(&self, other: &Object) -> bool {
+        match (self, other) {
+            (Object::Ingress(a), Object::Ingress(b)) => Arc::ptr_eq(a, b),
+            (Object::IngressClass(a), Object::IngressClass(b)) => Arc::ptr_eq(a, b),
+            (Object::Service(a), Object::Service(b)) => Arc::ptr_eq(a, b),
+            (Object::EndpointSlice(a), Object::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Object::Secret(a), Object::Secret(b)) => Arc::ptr_eq(a, b),
+            (Object::BackendPolicy(a), Object::BackendPolicy(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// `(namespace, name)` as the object says.
+    fn names(&self) -> (Option<&str>, Option<&str>) {
+        let meta = match self {
             Object::Ingress(o) => &o.metadata,
             Object::IngressClass(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
+            Object::EndpointSlice(o) => return (o.namespace.as_deref(), Some(&o.name)),
             Object::Secret(o) => &o.metadata,
             Object::BackendPolicy(o) => &o.metadata,
-        }
+        };
+        (meta.namespace.as_deref(), meta.name.as_deref())
     }
 
     /// The object's key; namespace defaults to `default` for namespaced kinds, and is empty for
     /// IngressClass.
     pub fn key(&self) -> ObjectKey {
-        let meta = self.meta();
+        let (namespace, name) = self.names();
         let namespace = match self {
-            Object::IngressClass(_) => String::new(),
-            _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            Object::IngressClass(_) => "",
+            _ => namespace.unwrap_or("default"),
         };
-        ObjectKey::new(namespace, meta.name.clone().unwrap_or_default())
+        ObjectKey::new(namespace, name.unwrap_or_default())
+    }
+
+    /// Sets the namespace a namespaced object without one gets (`default`), so that the
+    /// object says what its key says. Copies the object only when it is shared and lacks it.
+    pub fn with_namespace(mut self) -> Object {
+        if matches!(self, Object::IngressClass(_)) || self.names().0.is_some() {
+            return self;
+        }
+        let namespace = Some("default".to_string());
+        match &mut self {
+            Object::Ingress(o) => Arc::make_mut(o).metadata.namespace = namespace,
+            Object::Service(o) => Arc::make_mut(o).metadata.namespace = namespace,
+            Object::EndpointSlice(o) => Arc::make_mut(o).namespace = namespace,
+            Object::Secret(o) => Arc::make_mut(o).metadata.namespace = namespace,
+            Object::BackendPolicy(o) => Arc::make_mut(o).metadata.namespace = namespace,
+            Object::IngressClass(_) => {}
+        }
+        self
     }
 }
 
 impl Store {
     /// Inserts (or replaces) an object. Returns the replaced object's presence.
     pub fn insert(&mut self, object: Object) -> bool {
+        let object = object.with_namespace();
         let key = object.key();
         match object {
-            Object::Ingress(mut o) => {
-                o.metadata.namespace = Some(key.namespace.clone());
-                self.ingresses.insert(key, *o).is_some()
-            }
-            Object::IngressClass(o) => self.ingress_classes.insert(key, *o).is_some(),
-            Object::Service(mut o) => {
-                o.metadata.namespace = Some(key.namespace.clone());
-                self.services.insert(key, *o).is_some()
-            }
-            Object::EndpointSlice(mut o) => {
-                o.metadata.namespace = Some(key.namespace.clone());
-                self.endpoint_slices.insert(key, *o).is_some()
-            }
-            Object::Secret(mut o) => {
-                o.metadata.namespace = Some(key.namespace.clone());
-                self.secrets.insert(key, *o).is_some()
-            }
-            Object::BackendPolicy(mut o) => {
-                o.metadata.namespace = Some(key.namespace.clone());
-                self.backend_policies.insert(key, *o).is_some()
-            }
+            Object::Ingress(o) => self.ingresses.insert(key, o).is_some(),
+            Object::IngressClass(o) => self.ingress_classes.insert(key, o).is_some(),
+            Object::Service(o) => self.services.insert(key, o).is_some(),
+            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, o).is_some(),
+            Object::Secret(o) => self.secrets.insert(key, o).is_some(),
+            Object::BackendPolicy(o) => self.backend_policies.insert(key, o).is_some(),
+        }
+    }
+
+    /// Removes the object of this kind with this object's key, if present.
+    pub fn remove(&mut self, object: &Object) {
+        let key = object.key();
+        match object {
+            Object::Ingress(_) => drop(self.ingresses.remove(&key)),
+            Object::IngressClass(_) => drop(self.ingress_classes.remove(&key)),
+            Object::Service(_) => drop(self.services.remove(&key)),
+            Object::EndpointSlice(_) => drop(self.endpoint_slices.remove(&key)),
+            Object::Secret(_) => drop(self.secrets.remove(&key)),
+            Object::BackendPolicy(_) => drop(self.backend_policies.remove(&key)),
         }
     }
 
@@ -163,5 +296,25 @@ impl Store {
     /// Whether the store holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether both hold equal objects under the same keys, like `==`, but comparing shared
+    /// objects by pointer first: two loads that share most objects compare in a walk.
+    pub fn same_as(&self, other: &Store) -> bool {
+        fn same<T: PartialEq>(
+            a: &BTreeMap<ObjectKey, Arc<T>>,
+            b: &BTreeMap<ObjectKey, Arc<T>>,
+        ) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && (Arc::ptr_eq(va, vb) || va == vb))
+        }
+        same(&self.ingresses, &other.ingresses)
+            && same(&self.ingress_classes, &other.ingress_classes)
+            && same(&self.services, &other.services)
+            && same(&self.endpoint_slices, &other.endpoint_slices)
+            && same(&self.secrets, &other.secrets)
+            && same(&self.backend_policies, &other.backend_policies)
     }
 }

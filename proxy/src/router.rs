@@ -4,10 +4,12 @@
 //! path lookup one probe for Exact plus one per path segment for Prefix, longest first. Nothing
 //! scans the list of hosts or routes per request.
 
+mod balancers;
+
 use crate::lb::{PickContext, RegistryBuilder, ServiceBalancer};
 use crate::metrics::RouteMetrics;
-use crate::table::{BackendGroup, HeaderRule, HostMap, LbPolicy, PathKind, RoutingTable};
-use std::collections::HashMap;
+use crate::table::{BackendGroup, HeaderRule, HostMap, PathKind, RoutingTable, VirtualHost};
+use balancers::{BalancerCache, Balancers};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -88,6 +90,12 @@ impl Group {
         }
     }
 
+    /// Every balancer this group may pick.
+    fn balancers(&self) -> impl Iterator<Item = &Arc<ServiceBalancer>> {
+        let canary = self.canary.as_ref().map(|c| &c.balancer);
+        self.services.iter().map(|(_, b)| b).chain(canary)
+    }
+
     /// Picks the service for one request: the canary when its rules select it, else one of the
     /// services in proportion to their weights.
     pub fn pick_service(
@@ -119,44 +127,61 @@ impl Group {
     }
 }
 
-/// Balancers by service id and policy.
-type Balancers = HashMap<(Arc<str>, LbPolicy), Arc<ServiceBalancer>>;
-
-/// Reuses one balancer per (service id, policy) while compiling, so routes sharing a Service
-/// share its round-robin position; live endpoint state comes from the registry. A balancer of
-/// the previous router whose Service is unchanged is carried over instead of rebuilt.
-struct BalancerCache<'r, 'p> {
-    by_id: Balancers,
-    previous: &'r Balancers,
-    registry: &'r mut RegistryBuilder<'p>,
-}
-
-impl BalancerCache<'_, '_> {
-    fn get(&mut self, s: &crate::table::ServiceBackend) -> Arc<ServiceBalancer> {
-        let key = (s.id.clone(), s.policy.clone());
-        if let Some(balancer) = self.by_id.get(&key) {
-            return balancer.clone();
-        }
-        let balancer = match self.previous.get(&key) {
-            Some(previous) if previous.can_serve(s) => {
-                previous.carry_over(self.registry);
-                previous.clone()
-            }
-            _ => Arc::new(ServiceBalancer::new(s, self.registry)),
-        };
-        self.by_id.insert(key, balancer.clone());
-        balancer
-    }
-}
-
+/// One virtual host's routes, ready for lookups.
 #[derive(Debug, Default)]
 struct CompiledHost {
+    /// What it was compiled from: a later table that holds the same `Arc` reuses it as is.
+    source: Option<Arc<VirtualHost>>,
     exact: crate::FastMap<String, RouteTarget>,
     prefix: crate::FastMap<String, RouteTarget>,
     default_backend: Option<RouteTarget>,
 }
 
 impl CompiledHost {
+    fn compile(vhost: &Arc<VirtualHost>, balancers: &mut BalancerCache<'_, '_>) -> CompiledHost {
+        let mut host = CompiledHost {
+            source: Some(vhost.clone()),
+            default_backend: vhost.default_backend.as_ref().map(|g| RouteTarget {
+                group: Arc::new(Group::compile(g, balancers)),
+                label: Arc::from("default-backend"),
+                metrics: Arc::default(),
+            }),
+            ..CompiledHost::default()
+        };
+        for route in &vhost.routes {
+            let target = RouteTarget {
+                group: Arc::new(Group::compile(&route.backend, balancers)),
+                label: route.source.clone(),
+                metrics: Arc::default(),
+            };
+            let map = match route.path.kind {
+                PathKind::Exact => &mut host.exact,
+                PathKind::Prefix => &mut host.prefix,
+            };
+            // translate() already resolved conflicts; keep the first on a duplicate.
+            map.entry(route.path.path.clone()).or_insert(target);
+        }
+        host
+    }
+
+    /// The compiled host of the previous router for `vhost`, when it was compiled from the
+    /// very same virtual host and its balancers are the ones this table gets.
+    fn reuse(
+        previous: &Router,
+        vhost: &Arc<VirtualHost>,
+        balancers: &mut BalancerCache<'_, '_>,
+    ) -> Option<Arc<CompiledHost>> {
+        let host = previous.hosts.get(&vhost.host)?;
+        if !host.source.as_ref().is_some_and(|s| Arc::ptr_eq(s, vhost)) {
+            return None;
+        }
+        let targets = host.exact.values().chain(host.prefix.values());
+        let mut groups = targets.chain(&host.default_backend).map(|t| &t.group);
+        groups
+            .all(|g| g.balancers().all(|b| balancers.adopt(b)))
+            .then(|| host.clone())
+    }
+
     fn lookup(&self, path: &str) -> Option<&RouteTarget> {
         if let Some(t) = self.exact.get(path) {
             return Some(t);
@@ -185,7 +210,8 @@ impl CompiledHost {
 /// The immutable, compiled form of one routing table; swapped as a whole.
 #[derive(Debug, Default)]
 pub struct Router {
-    hosts: HostMap<CompiledHost>,
+    /// Shared with the next router for every virtual host the next table shares.
+    hosts: HostMap<Arc<CompiledHost>>,
     default_backend: Option<RouteTarget>,
     table: Arc<RoutingTable>,
     /// Every balancer of the table, for the debug view and the next table.
@@ -199,17 +225,14 @@ impl Router {
     }
 
     /// Like [`Router::new`], carrying over the balancers of `previous` whose Service did not
-    /// change (with their round-robin positions).
+    /// change (with their round-robin positions), and the compiled hosts of `previous` whose
+    /// virtual host the new table shares (same `Arc`), so that a change costs what it touches.
     pub fn compile(
         table: Arc<RoutingTable>,
         registry: &mut RegistryBuilder<'_>,
         previous: &Router,
     ) -> Router {
-        let mut balancers = BalancerCache {
-            by_id: HashMap::with_capacity(previous.balancers.len()),
-            previous: &previous.balancers,
-            registry,
-        };
+        let mut balancers = BalancerCache::new(&previous.balancers, registry);
         let mut router = Router {
             default_backend: table.default_backend.as_ref().map(|g| RouteTarget {
                 group: Arc::new(Group::compile(g, &mut balancers)),
@@ -219,31 +242,12 @@ impl Router {
             ..Router::default()
         };
         for vhost in &table.virtual_hosts {
-            let mut host = CompiledHost {
-                default_backend: vhost.default_backend.as_ref().map(|g| RouteTarget {
-                    group: Arc::new(Group::compile(g, &mut balancers)),
-                    label: Arc::from("default-backend"),
-                    metrics: Arc::default(),
-                }),
-                ..CompiledHost::default()
-            };
-            for route in &vhost.routes {
-                let target = RouteTarget {
-                    group: Arc::new(Group::compile(&route.backend, &mut balancers)),
-                    label: route.source.clone(),
-                    metrics: Arc::default(),
-                };
-                let map = match route.path.kind {
-                    PathKind::Exact => &mut host.exact,
-                    PathKind::Prefix => &mut host.prefix,
-                };
-                // translate() already resolved conflicts; keep the first on a duplicate.
-                map.entry(route.path.path.clone()).or_insert(target);
-            }
+            let host = CompiledHost::reuse(previous, vhost, &mut balancers)
+                .unwrap_or_else(|| Arc::new(CompiledHost::compile(vhost, &mut balancers)));
             router.hosts.insert(&vhost.host, host);
         }
         router.table = table;
-        router.balancers = balancers.by_id;
+        router.balancers = balancers.finish();
         router
     }
 
@@ -273,3 +277,7 @@ impl Router {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "router/reuse_tests.rs"]
+mod reuse_tests;

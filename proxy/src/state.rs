@@ -65,6 +65,14 @@ impl Default for ProxyState {
     }
 }
 
+/// Whether two tables have the same certificates, HTTPS policies and backend protocols.
+fn same_tls(a: &RoutingTable, b: &RoutingTable) -> bool {
+    a.tls == b.tls
+        && a.tls_hosts == b.tls_hosts
+        && a.default_certificate == b.default_certificate
+        && a.backend_protocols == b.backend_protocols
+}
+
 impl ProxyState {
     /// Publishes a table. Returns `false` (and changes nothing) when it equals the table in
     /// effect, so no-op updates cost nothing on the data plane.
@@ -79,7 +87,10 @@ impl ProxyState {
         *registry = next.finish();
         self.health.update(registry.check_targets());
         // Certificates first: a request routed by the new table finds its host's policy.
-        self.tls.publish(router.table());
+        // Unchanged TLS parts (most changes) keep the runtime built for them.
+        if !same_tls(current.table(), router.table()) || self.generation() == 0 {
+            self.tls.publish(router.table());
+        }
         self.router.store(Arc::new(router));
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.metrics.table_swaps.inc();
@@ -136,5 +147,51 @@ impl ProxyState {
     /// How many distinct tables have been published.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{HostMatch, HostTls, VirtualHost};
+
+    fn table(hosts: &[&str], redirect: bool) -> RoutingTable {
+        let virtual_hosts = hosts
+            .iter()
+            .map(|h| {
+                Arc::new(VirtualHost {
+                    host: HostMatch::from_rule_host(h),
+                    routes: Vec::new(),
+                    default_backend: None,
+                })
+            })
+            .collect();
+        RoutingTable {
+            virtual_hosts,
+            tls_hosts: vec![HostTls {
+                host: HostMatch::from_rule_host(hosts[0]),
+                ssl_redirect: redirect,
+                hsts: None,
+            }],
+            ..RoutingTable::default()
+        }
+    }
+
+    #[test]
+    fn the_tls_runtime_is_rebuilt_only_when_tls_parts_change() {
+        let state = ProxyState::default();
+        assert!(state.publish(table(&["a.com"], true)));
+        let first = state.tls.current().clone();
+        assert!(first.policies.redirect_location("a.com", "/").is_some());
+
+        // Another host, same TLS parts: the runtime is kept.
+        assert!(state.publish(table(&["a.com", "b.com"], true)));
+        assert!(Arc::ptr_eq(&first, &state.tls.current()));
+
+        // The redirect changes: a new runtime that says so.
+        assert!(state.publish(table(&["a.com", "b.com"], false)));
+        assert!(!Arc::ptr_eq(&first, &state.tls.current()));
+        let now = state.tls.current();
+        assert!(now.policies.redirect_location("a.com", "/").is_none());
     }
 }

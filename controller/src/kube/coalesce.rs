@@ -2,7 +2,9 @@
 //! longer than a bound after the first change, so a steady trickle of events (endpoints
 //! churning during a rollout) cannot postpone the table forever. After a rebuild, the next one
 //! waits at least as long as that rebuild took, so a constant stream of changes keeps the
-//! controller busy at most half of the time, however large the cluster.
+//! controller busy at most half of the time, however large the cluster. The first rebuild
+//! translates everything, which later ones (translating what changed) do not: it does not
+//! hold the next one back.
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -19,6 +21,8 @@ pub struct Coalescer {
     last: Option<Instant>,
     /// No rebuild before this: the end of the previous rebuild plus its duration.
     not_before: Option<Instant>,
+    /// Whether the first rebuild is done.
+    warm: bool,
 }
 
 impl Coalescer {
@@ -38,9 +42,11 @@ impl Coalescer {
     }
 
     /// Records a rebuild that ran from `started` to `finished`: the next one starts no earlier
-    /// than `finished` plus the same duration.
+    /// than `finished` plus the same duration (except after the first).
     pub fn rebuilt(&mut self, started: Instant, finished: Instant) {
-        self.not_before = Some(finished + finished.saturating_duration_since(started));
+        if std::mem::replace(&mut self.warm, true) {
+            self.not_before = Some(finished + finished.saturating_duration_since(started));
+        }
     }
 
     /// Clears the pending changes and returns when the oldest of them was seen (the start of
@@ -74,9 +80,20 @@ mod tests {
     }
 
     #[test]
+    fn the_first_rebuild_holds_nothing_back() {
+        let mut c = Coalescer::default();
+        let t0 = Instant::now();
+        c.rebuilt(t0, t0 + Duration::from_millis(500));
+        c.note(t0 + Duration::from_millis(510));
+        assert_eq!(c.deadline(), Some(t0 + Duration::from_millis(510) + QUIET));
+    }
+
+    #[test]
     fn next_rebuild_waits_as_long_as_the_last_took() {
         let mut c = Coalescer::default();
         let t0 = Instant::now();
+        // The first rebuild, done long ago.
+        c.rebuilt(t0, t0);
         // A rebuild from t0 to t0+80ms: nothing before t0+160ms.
         c.rebuilt(t0, t0 + Duration::from_millis(80));
         c.note(t0 + Duration::from_millis(100));

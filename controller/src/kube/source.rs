@@ -16,6 +16,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::NamespaceResourceScope;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Changes queued between the watchers and the sync loop; watchers wait when it is full, so
@@ -102,35 +103,35 @@ pub fn spawn_watchers(client: &Client, namespace: Option<&str>, tx: mpsc::Sender
         scoped::<Ingress>(client, namespace),
         all.clone(),
         Kind::Ingress,
-        |o| Object::Ingress(Box::new(o)),
+        |o| Object::Ingress(Arc::new(o)),
         tx.clone(),
     ));
     tokio::spawn(watch(
         Api::<IngressClass>::all(client.clone()),
         all.clone(),
         Kind::IngressClass,
-        |o| Object::IngressClass(Box::new(o)),
+        |o| Object::IngressClass(Arc::new(o)),
         tx.clone(),
     ));
     tokio::spawn(watch(
         scoped::<Service>(client, namespace),
         all.clone(),
         Kind::Service,
-        |o| Object::Service(Box::new(o)),
+        |o| Object::Service(Arc::new(o)),
         tx.clone(),
     ));
     tokio::spawn(watch(
         scoped::<EndpointSlice>(client, namespace),
         all.clone(),
         Kind::EndpointSlice,
-        |o| Object::EndpointSlice(Box::new(o)),
+        |o| Object::EndpointSlice(Arc::new(o.into())),
         tx.clone(),
     ));
     tokio::spawn(watch(
         scoped::<Secret>(client, namespace),
         all.clone().fields(SECRET_FIELD_SELECTOR),
         Kind::Secret,
-        |o| Object::Secret(Box::new(o)),
+        |o| Object::Secret(Arc::new(o)),
         tx.clone(),
     ));
     // The CRD must be installed (examples/deploy does); until it is, this watcher fails,
@@ -139,7 +140,7 @@ pub fn spawn_watchers(client: &Client, namespace: Option<&str>, tx: mpsc::Sender
         scoped::<BackendPolicy>(client, namespace),
         all,
         Kind::BackendPolicy,
-        |o| Object::BackendPolicy(Box::new(o)),
+        |o| Object::BackendPolicy(Arc::new(o)),
         tx,
     ));
 }

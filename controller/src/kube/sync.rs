@@ -135,7 +135,7 @@ impl State {
             }
             Change::Delete(object) => {
                 self.last_error.remove(&Kind::of(&object));
-                remove(&mut self.store, &object);
+                self.store.remove(&object);
             }
             Change::Error {
                 kind: Kind::BackendPolicy,
@@ -232,18 +232,6 @@ fn clear(store: &mut Store, kind: Kind) {
         Kind::EndpointSlice => store.endpoint_slices = BTreeMap::new(),
         Kind::Secret => store.secrets = BTreeMap::new(),
         Kind::BackendPolicy => store.backend_policies = BTreeMap::new(),
-    }
-}
-
-fn remove(store: &mut Store, object: &Object) {
-    let key = object.key();
-    match object {
-        Object::Ingress(_) => drop(store.ingresses.remove(&key)),
-        Object::IngressClass(_) => drop(store.ingress_classes.remove(&key)),
-        Object::Service(_) => drop(store.services.remove(&key)),
-        Object::EndpointSlice(_) => drop(store.endpoint_slices.remove(&key)),
-        Object::Secret(_) => drop(store.secrets.remove(&key)),
-        Object::BackendPolicy(_) => drop(store.backend_policies.remove(&key)),
     }
 }
 

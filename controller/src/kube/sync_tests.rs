@@ -28,7 +28,7 @@ fn ingress(name: &str) -> Object {
             }]}}],
         },
     });
-    Object::Ingress(Box::new(
+    Object::Ingress(Arc::new(
         serde_json::from_value::<Ingress>(value).expect("valid"),
     ))
 }
@@ -147,14 +147,14 @@ async fn errors_keep_the_last_table() {
     for kind in Kind::ALL {
         let objects = match kind {
             Kind::Ingress => vec![ingress("a")],
-            Kind::IngressClass => vec![Object::IngressClass(Box::new(IngressClass {
+            Kind::IngressClass => vec![Object::IngressClass(Arc::new(IngressClass {
                 metadata: meta("", "pier"),
                 spec: Some(IngressClassSpec {
                     controller: Some(crate::settings::CONTROLLER_NAME.into()),
                     ..IngressClassSpec::default()
                 }),
             }))],
-            Kind::Service => vec![Object::Service(Box::new(Service {
+            Kind::Service => vec![Object::Service(Arc::new(Service {
                 metadata: meta("default", "svc"),
                 ..Service::default()
             }))],

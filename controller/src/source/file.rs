@@ -5,10 +5,12 @@
 //! half-saved edit never takes routes down; only deleting a file removes its objects.
 
 use super::manifest::parse_manifest;
+use super::merge;
+use super::walk::walk;
 use super::watch::Watches;
 use crate::diagnostic::Diagnostic;
-use crate::store::{Object, ObjectKey, Store};
-use std::collections::{HashMap, HashSet};
+use crate::store::{Object, Store};
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +18,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// After the first relevant event, wait until this long passes without another one…
-const QUIET: Duration = Duration::from_millis(100);
-/// …but never delay a reload longer than this after the first event.
+/// Never delay a reload longer than this after the first event (the quiet period after the
+/// last one depends on whether files are still being written: see `Watches`).
 const MAX_DELAY: Duration = Duration::from_millis(500);
 /// Safety net for events the OS does not deliver (symlink targets, watches on directories
 /// that did not exist yet, network file systems): reload this often anyway.
@@ -85,47 +86,36 @@ impl FileSource {
         let walked = walk(&self.paths, &mut diagnostics);
         let mut previous = std::mem::take(&mut self.files);
         let mut order = Vec::new();
-        let mut reparsed = false;
+        // The objects of files that changed, went away or appeared.
+        let (mut gone, mut new) = (Vec::new(), Vec::new());
         for path in walked.files {
             let old = previous.remove(&path);
-            let before = old.as_ref().map(|old| old.content);
-            if let Some(state) = read_file(&path, old, &mut diagnostics) {
-                reparsed |= before != Some(state.content);
-                self.files.insert(path.clone(), state);
-                order.push(path);
+            let before = old.as_ref().map(|old| old.objects.clone());
+            let Some(state) = read_file(&path, old, &mut diagnostics) else {
+                // Deleted between listing and reading.
+                gone.extend(before.unwrap_or_default());
+                continue;
+            };
+            let same = before
+                .as_ref()
+                .is_some_and(|b| same_objects(b, &state.objects));
+            if !same {
+                gone.extend(before.unwrap_or_default());
+                new.extend(state.objects.iter().cloned());
             }
+            self.files.insert(path.clone(), state);
+            order.push(path);
         }
-        // A directory we could not list says nothing about its files; keep what they held.
         for (path, state) in previous {
+            // A directory we could not list says nothing about its files; keep what they held.
             if walked.unlisted.iter().any(|dir| path.starts_with(dir)) {
                 order.push(path.clone());
                 self.files.insert(path, state);
+            } else {
+                gone.extend(state.objects);
             }
         }
-        let (store, changed) = match self.last.take() {
-            // Same files, same bytes: the same store (and duplicate diagnostics) as last time.
-            Some(last) if !reparsed && last.order == order => {
-                diagnostics.extend(last.duplicates.iter().cloned());
-                let store = last.store.clone();
-                self.last = Some(last);
-                (store, false)
-            }
-            last => {
-                let mut duplicates = Vec::new();
-                let store = self.build_store(&order, &mut duplicates);
-                diagnostics.extend(duplicates.iter().cloned());
-                let (store, changed) = match last {
-                    Some(last) if *last.store == store => (last.store, false),
-                    _ => (Arc::new(store), true),
-                };
-                self.last = Some(Built {
-                    store: store.clone(),
-                    order,
-                    duplicates,
-                });
-                (store, changed)
-            }
-        };
+        let (store, changed) = self.merge(order, gone, new, &mut diagnostics);
         // A stable order lets callers compare diagnostics between loads.
         diagnostics.sort();
         Loaded {
@@ -137,8 +127,10 @@ impl FileSource {
 
     /// Loads, calls `on_load` with the result, then watches the paths and calls `on_load`
     /// again after every change, until the returned future is dropped (abort the task that
-    /// runs it to stop). Changes are applied within about 100–500 ms; a periodic reload every
-    /// 2 s catches what file-system events miss (e.g. directories created after start).
+    /// runs it to stop). Changes are applied within about 15–500 ms (15 ms after the last of
+    /// a burst of complete writes, 100 ms while a file written in place is not yet closed);
+    /// a periodic reload every 2 s catches what file-system events miss (e.g. directories
+    /// created after start).
     ///
     /// `on_load` is called when the store changed or when the set of diagnostics changed
     /// (a file broke or was fixed); check [`Loaded::changed`] to skip re-translation.
@@ -167,6 +159,7 @@ impl FileSource {
             }
             // Also re-arms watches lost with a deleted directory, and adds new ones.
             watches.refresh();
+            watches.loading();
             let Some((next, loaded)) = source.load_blocking().await else {
                 return;
             };
@@ -194,35 +187,55 @@ impl FileSource {
         }
     }
 
-    /// Merges the files' objects in path order: the first definition of an object wins.
-    fn build_store(&self, order: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Store {
-        let mut store = Store::default();
-        let mut owners: HashMap<(&'static str, ObjectKey), &Path> = HashMap::new();
-        for path in order {
-            let Some(state) = self.files.get(path) else {
-                continue;
-            };
-            for object in &state.objects {
-                let id = (object.kind(), object.key());
-                if let Some(first) = owners.get(&id) {
-                    let reason = if *first == path.as_path() {
-                        format!("defined twice in {}; using the first", path.display())
-                    } else {
-                        format!(
-                            "also defined in {}; using the one in {}",
-                            path.display(),
-                            first.display()
-                        )
-                    };
-                    diagnostics.push(Diagnostic::new(id.0, id.1.to_string(), reason));
-                    continue;
+    /// The store for the files in `order`: the last one as it is when no object changed,
+    /// updated with the objects that changed when nothing is defined twice, else built anew.
+    fn merge(
+        &mut self,
+        order: Vec<PathBuf>,
+        gone: Vec<Object>,
+        new: Vec<Object>,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> (Arc<Store>, bool) {
+        let unchanged = gone.is_empty() && new.is_empty();
+        if let Some(last) = self.last.as_mut() {
+            if unchanged && last.order == order {
+                diagnostics.extend(last.duplicates.iter().cloned());
+                return (last.store.clone(), false);
+            }
+            if last.duplicates.is_empty() {
+                // The Store handed out by the previous load is normally dropped by now, so
+                // this updates it in place rather than copying it.
+                let mut store = std::mem::take(&mut last.store);
+                let updated = merge::update(Arc::make_mut(&mut store), gone, new);
+                last.store = store;
+                if let Some(changed) = updated {
+                    last.order = order;
+                    return (last.store.clone(), changed);
                 }
-                store.insert(object.clone());
-                owners.insert(id, path);
             }
         }
-        store
+        let mut duplicates = Vec::new();
+        let files = order
+            .iter()
+            .filter_map(|p| Some((p.as_path(), self.files.get(p)?.objects.as_slice())));
+        let store = merge::build(files, &mut duplicates);
+        diagnostics.extend(duplicates.iter().cloned());
+        let (store, changed) = match self.last.take() {
+            Some(last) if last.store.same_as(&store) => (last.store, false),
+            _ => (Arc::new(store), true),
+        };
+        self.last = Some(Built {
+            store: store.clone(),
+            order,
+            duplicates,
+        });
+        (store, changed)
     }
+}
+
+/// Whether two versions of a file hold the very same objects (same allocations).
+fn same_objects(a: &[Object], b: &[Object]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same_allocation(b))
 }
 
 /// Length and 64-bit hash of a file's bytes: equal fingerprints mean unchanged content.
@@ -313,13 +326,13 @@ fn file_diagnostic(path: &Path, problem: &str, kept: usize) -> Diagnostic {
     Diagnostic::new("File", path.display().to_string(), reason)
 }
 
-/// Waits for a burst of events to end: [`QUIET`] without a relevant event, at most
-/// [`MAX_DELAY`] in total.
+/// Waits for a burst of events to end: the quiet period of [`Watches::quiet_period`] without
+/// a relevant event, at most [`MAX_DELAY`] in total.
 async fn debounce(rx: &mut mpsc::UnboundedReceiver<super::watch::Event>, watches: &mut Watches) {
     let deadline = Instant::now() + MAX_DELAY;
     let mut last = Instant::now();
     loop {
-        let until = (last + QUIET).min(deadline);
+        let until = (last + watches.quiet_period()).min(deadline);
         match tokio::time::timeout_at(until, rx.recv()).await {
             Ok(Some(event)) => {
                 if watches.note(event) {
@@ -329,116 +342,6 @@ async fn debounce(rx: &mut mpsc::UnboundedReceiver<super::watch::Event>, watches
             Ok(None) | Err(_) => return,
         }
     }
-}
-
-/// The manifest files found under the configured paths, in load order.
-#[derive(Debug, Default)]
-struct Walk {
-    files: Vec<PathBuf>,
-    /// Directories that exist but could not be listed.
-    unlisted: Vec<PathBuf>,
-}
-
-/// Lists the manifest files: the paths in the order given; inside a directory, recursively
-/// in sorted name order, skipping hidden entries and editor backups (`foo.yaml~`).
-fn walk(paths: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Walk {
-    let mut walk = Walk::default();
-    let mut seen = HashSet::new();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk_dir(path, &mut walk, &mut seen, diagnostics),
-            Ok(_) => add_file(path, &mut walk, &mut seen),
-            Err(error) if error.kind() == ErrorKind::NotFound => {
-                diagnostics.push(Diagnostic::new(
-                    "File",
-                    path.display().to_string(),
-                    "does not exist",
-                ));
-            }
-            Err(error) => {
-                diagnostics.push(Diagnostic::new(
-                    "File",
-                    path.display().to_string(),
-                    format!("cannot read: {error}"),
-                ));
-                walk.unlisted.push(path.clone());
-            }
-        }
-    }
-    walk
-}
-
-/// Adds a file once, however many paths lead to it.
-fn add_file(path: &Path, walk: &mut Walk, seen: &mut HashSet<PathBuf>) {
-    let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if seen.insert(identity) {
-        walk.files.push(path.to_path_buf());
-    }
-}
-
-fn walk_dir(
-    dir: &Path,
-    walk: &mut Walk,
-    seen: &mut HashSet<PathBuf>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    // Symlinked directories can form loops; visit each real directory once.
-    let identity = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if !seen.insert(identity) {
-        return;
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) => {
-            if error.kind() != ErrorKind::NotFound {
-                diagnostics.push(Diagnostic::new(
-                    "File",
-                    dir.display().to_string(),
-                    format!("cannot list directory: {error}"),
-                ));
-                walk.unlisted.push(dir.to_path_buf());
-            }
-            return;
-        }
-    };
-    let mut names: Vec<_> = entries
-        .filter_map(|entry| entry.ok().map(|entry| entry.file_name()))
-        .collect();
-    names.sort();
-    for name in names {
-        let Some(text) = name.to_str() else {
-            continue;
-        };
-        // Hidden entries are editor swap files, and Kubernetes' `..data` directories whose
-        // files are also visible through symlinks next to them.
-        if text.starts_with('.') || text.ends_with('~') {
-            continue;
-        }
-        let path = dir.join(&name);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk_dir(&path, walk, seen, diagnostics),
-            Ok(_) if is_manifest_name(text) => add_file(&path, walk, seen),
-            Ok(_) => {}
-            Err(error) if is_manifest_name(text) && error.kind() != ErrorKind::NotFound => {
-                diagnostics.push(Diagnostic::new(
-                    "File",
-                    path.display().to_string(),
-                    format!("cannot read: {error}"),
-                ));
-            }
-            // Vanished meanwhile, or a dangling symlink: nothing to load.
-            Err(_) => {}
-        }
-    }
-}
-
-fn is_manifest_name(name: &str) -> bool {
-    let Some((_, extension)) = name.rsplit_once('.') else {
-        return false;
-    };
-    ["yaml", "yml", "json"]
-        .iter()
-        .any(|known| extension.eq_ignore_ascii_case(known))
 }
 
 #[cfg(test)]

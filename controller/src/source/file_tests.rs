@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::ObjectKey;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A unique directory under the system temp dir, removed on drop.
@@ -278,6 +279,42 @@ fn duplicate_objects_first_path_wins() {
     // Removing the winner lets the other definition in.
     std::fs::remove_file(dir.0.join("a.yaml")).unwrap();
     assert_eq!(service_port(&source.load().store, "web"), Some(2));
+}
+
+/// Each load after a change must give what loading the files afresh gives, whether the
+/// store was updated in place (nothing defined twice) or built again (duplicates). (Broken
+/// files differ on purpose: a fresh source has no last good version of them.)
+#[test]
+fn every_reload_equals_a_fresh_load() {
+    let dir = TempDir::new("reload-equals-fresh");
+    let mut source = FileSource::new(vec![dir.0.clone()]);
+    let both = |a: &str, b: &str| format!("{a}---\n{b}");
+    // `(file, new content)`; `None` deletes the file.
+    let steps = [
+        ("a.yaml", Some(both(&service("x", 80), &service("y", 80)))),
+        ("b.yaml", Some(service("z", 80))),
+        ("b.yaml", Some(service("z", 81))),
+        // b also defines x, which a already defines: a keeps it.
+        ("b.yaml", Some(both(&service("z", 81), &service("x", 99)))),
+        ("b.yaml", Some(service("w", 80))),
+        ("a.yaml", None),
+        // Defined twice in one file.
+        ("c.yaml", Some(both(&service("v", 1), &service("v", 2)))),
+        ("c.yaml", Some(service("v", 3))),
+        ("c.yaml", Some(both(&service("v", 4), &service("u", 1)))),
+        ("a.yaml", Some(service("w", 7))),
+        ("b.yaml", None),
+    ];
+    for (i, (file, content)) in steps.iter().enumerate() {
+        match content {
+            Some(text) => drop(dir.write(file, text)),
+            None => std::fs::remove_file(dir.0.join(file)).unwrap(),
+        }
+        let loaded = source.load();
+        let fresh = FileSource::new(vec![dir.0.clone()]).load();
+        assert_eq!(*loaded.store, *fresh.store, "step {i}");
+        assert_eq!(loaded.diagnostics, fresh.diagnostics, "step {i}");
+    }
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Parsing of manifest files: multi-document YAML (or JSON) holding the same kinds of objects
 //! a cluster would, turned into typed [`Object`]s for the Store.
 
-use crate::store::Object;
+use crate::store::{EndpointSlice, Object};
+use k8s_openapi::api::discovery::v1::EndpointSlice as FullSlice;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
+use std::sync::Arc;
 
 /// Why a manifest could not be used. Every variant carries the 1-based line in the file where
 /// the problem is (for problems found only after decoding, the line where the document starts).
@@ -151,16 +153,20 @@ fn read_document(
     let kind = required_str(value, "kind", line)?;
     let api_version = required_str(value, "apiVersion", line)?;
     let object = match (api_version, kind) {
-        ("networking.k8s.io/v1", "Ingress") => decode(input, kind, line, Object::Ingress)?,
+        ("networking.k8s.io/v1", "Ingress") => {
+            decode(input, kind, line, |o| Object::Ingress(Arc::new(o)))?
+        }
         ("networking.k8s.io/v1", "IngressClass") => {
-            decode(input, kind, line, Object::IngressClass)?
+            decode(input, kind, line, |o| Object::IngressClass(Arc::new(o)))?
         }
-        ("v1", "Service") => decode(input, kind, line, Object::Service)?,
-        ("v1", "Secret") => decode(input, kind, line, Object::Secret)?,
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            decode(input, kind, line, Object::EndpointSlice)?
+        ("v1", "Service") => decode(input, kind, line, |o| Object::Service(Arc::new(o)))?,
+        ("v1", "Secret") => decode(input, kind, line, |o| Object::Secret(Arc::new(o)))?,
+        ("discovery.k8s.io/v1", "EndpointSlice") => decode(input, kind, line, |o: FullSlice| {
+            Object::EndpointSlice(Arc::new(EndpointSlice::from(o)))
+        })?,
+        ("pier.dev/v1alpha1", "BackendPolicy") => {
+            decode(input, kind, line, |o| Object::BackendPolicy(Arc::new(o)))?
         }
-        ("pier.dev/v1alpha1", "BackendPolicy") => decode(input, kind, line, Object::BackendPolicy)?,
         (_, "List") => {
             let Some(items) = value.get("items").and_then(Value::as_sequence) else {
                 return Err(invalid(kind, line, "`items` must be a list"));
@@ -218,7 +224,7 @@ fn decode<T>(
     input: Input<'_>,
     kind: &str,
     line: usize,
-    wrap: fn(Box<T>) -> Object,
+    wrap: fn(T) -> Object,
 ) -> Result<Object, ManifestError>
 where
     T: DeserializeOwned + kube::Resource,
@@ -234,7 +240,7 @@ where
     if object.meta().name.as_deref().unwrap_or("").is_empty() {
         return Err(invalid(kind, line, "missing field `metadata.name`"));
     }
-    Ok(wrap(Box::new(object)))
+    Ok(wrap(object).with_namespace())
 }
 
 fn invalid(kind: &str, line: usize, message: &str) -> ManifestError {

@@ -3,6 +3,8 @@
 
 pub mod file;
 pub mod manifest;
+mod merge;
+mod walk;
 mod watch;
 
 pub use file::{FileSource, Loaded};

@@ -1,11 +1,19 @@
 //! File-system watches for the file source: which directories to watch, and which events
 //! matter. Kept apart from loading so that both stay small.
 
-use notify::event::{EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// After the last relevant event, wait this long while a file is being written (modified and
+/// not yet closed): writers that do not replace files atomically must not be read half-done…
+const WRITING_QUIET: Duration = Duration::from_millis(100);
+/// …and only this long once every write is complete (closed, renamed into place, removed),
+/// to take a burst of such events in one load.
+const SETTLED_QUIET: Duration = Duration::from_millis(15);
 
 /// What notify hands its callback.
 pub(crate) type Event = notify::Result<notify::Event>;
@@ -30,6 +38,8 @@ pub(crate) struct Watches {
     wanted: BTreeMap<PathBuf, Want>,
     /// Directories actually watched, with their mode (`true` = recursive).
     active: BTreeMap<PathBuf, bool>,
+    /// Files modified since the last load and not closed since.
+    writing: HashSet<PathBuf>,
 }
 
 impl Watches {
@@ -55,6 +65,7 @@ impl Watches {
             watcher,
             wanted: BTreeMap::new(),
             active: BTreeMap::new(),
+            writing: HashSet::new(),
         };
         watches.refresh();
         watches
@@ -112,6 +123,21 @@ impl Watches {
         self.wanted = wanted;
     }
 
+    /// How long to wait after the last relevant event before loading: longer while some
+    /// file is still being written.
+    pub(crate) fn quiet_period(&self) -> Duration {
+        if self.writing.is_empty() {
+            SETTLED_QUIET
+        } else {
+            WRITING_QUIET
+        }
+    }
+
+    /// A load starts: it reads whatever the files hold now, so earlier writes are settled.
+    pub(crate) fn loading(&mut self) {
+        self.writing.clear();
+    }
+
     /// Records an event and tells whether it may change what the files hold.
     pub(crate) fn note(&mut self, event: Event) -> bool {
         let event = match event {
@@ -126,6 +152,19 @@ impl Watches {
             // Rescan requests and the like carry no path.
             return true;
         }
+        let writes = match event.kind {
+            // Reading changes nothing, and loading reads every file: counting opens and
+            // reads would make each load trigger the next.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(false),
+            EventKind::Access(_) => return false,
+            EventKind::Create(CreateKind::Folder) => None,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                Some(true)
+            }
+            // Renamed into place or away, or removed: complete as far as we can tell.
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => Some(false),
+            _ => None,
+        };
         let mut relevant = false;
         for path in &event.paths {
             // A watched directory removed or renamed away takes its watch with it; forget the
@@ -139,7 +178,15 @@ impl Watches {
                     let _ = watcher.unwatch(path);
                 }
             }
-            relevant |= self.concerns(path);
+            if !self.concerns(path) {
+                continue;
+            }
+            relevant = true;
+            match writes {
+                Some(true) => drop(self.writing.insert(path.clone())),
+                Some(false) => drop(self.writing.remove(path)),
+                None => {}
+            }
         }
         relevant
     }

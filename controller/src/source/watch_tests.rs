@@ -181,3 +181,52 @@ async fn directory_created_after_start_is_picked_up() {
         })
         .await;
 }
+
+mod events {
+    use super::TempDir;
+    use crate::source::watch::{Event as Noted, Watches};
+    use notify::event::{AccessKind, AccessMode, DataChange, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+    use std::time::Duration;
+
+    fn event(kind: EventKind, path: &std::path::Path) -> Noted {
+        Ok(Event::new(kind).add_path(path.to_path_buf()))
+    }
+
+    #[tokio::test]
+    async fn reads_are_ignored_and_unfinished_writes_wait_longer() {
+        let dir = TempDir::new("watch-events");
+        let file = dir.write("a.yaml", "");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut watches = Watches::new(std::slice::from_ref(&dir.0), tx);
+        let settled = watches.quiet_period();
+
+        // What loading does to every file must not count, or each load would cause the next.
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert!(!watches.note(event(open, &file)));
+        assert!(!watches.note(event(read, &file)));
+
+        // Written in place: wait longer until the writer closes the file.
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        assert!(watches.note(event(data, &file)));
+        assert!(watches.quiet_period() > settled);
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert!(watches.note(event(closed, &file)));
+        assert_eq!(watches.quiet_period(), settled);
+
+        // Renamed into place: complete at once. A load settles any write seen before it.
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(watches.note(event(renamed, &file)));
+        assert_eq!(watches.quiet_period(), settled);
+        assert!(watches.note(event(data, &file)));
+        watches.loading();
+        assert_eq!(watches.quiet_period(), settled);
+        assert!(settled < Duration::from_millis(100));
+
+        // Files elsewhere do not concern us.
+        let other = std::env::temp_dir().join("pier-not-watched.yaml");
+        assert!(!watches.note(event(data, &other)));
+        assert_eq!(watches.quiet_period(), settled);
+    }
+}

@@ -4,21 +4,19 @@
 //! set) so its route exists and the proxy answers 503 instead of falling through to another
 //! route or the default backend.
 
+use super::changes::SliceIndex;
 use super::policy::{self, Layers, PolicyIndex};
 use crate::diagnostic::Diagnostic;
-use crate::store::{ObjectKey, Store};
+use crate::store::{self, KeyRef, ObjectKey, Store};
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{Endpoint, LbPolicy, ServiceBackend};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Weight of a Service that does not share its route with others.
 const SINGLE_SERVICE_WEIGHT: u32 = 100;
 
@@ -40,46 +38,6 @@ impl std::fmt::Display for PortRef {
     }
 }
 
-/// EndpointSlices by namespace and Service (label `kubernetes.io/service-name`), in Store key
-/// order for determinism; built once per translation so a Service's slices are one lookup.
-pub(crate) struct SliceIndex<'a> {
-    by_namespace: HashMap<&'a str, HashMap<&'a str, Vec<SliceRef<'a>>>>,
-}
-
-/// An EndpointSlice with its key (for diagnostics).
-pub(crate) type SliceRef<'a> = (&'a ObjectKey, &'a EndpointSlice);
-
-impl<'a> SliceIndex<'a> {
-    /// Indexes every slice labelled with its Service's name.
-    pub(crate) fn new(store: &'a Store) -> SliceIndex<'a> {
-        let mut by_namespace: HashMap<&str, HashMap<&str, Vec<SliceRef<'a>>>> = HashMap::new();
-        for (key, slice) in &store.endpoint_slices {
-            let service = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL));
-            if let Some(service) = service {
-                by_namespace
-                    .entry(key.namespace.as_str())
-                    .or_default()
-                    .entry(service.as_str())
-                    .or_default()
-                    .push((key, slice));
-            }
-        }
-        SliceIndex { by_namespace }
-    }
-
-    /// The slices of Service `namespace/service`.
-    pub(crate) fn of(&self, namespace: &str, service: &str) -> &[SliceRef<'a>] {
-        self.by_namespace
-            .get(namespace)
-            .and_then(|m| m.get(service))
-            .map_or(&[], Vec::as_slice)
-    }
-}
-
 impl PortRef {
     /// The port an Ingress backend names: `name` when set and non-empty, else `number`.
     pub(crate) fn from_backend_port(port: &ServiceBackendPort) -> Option<PortRef> {
@@ -91,75 +49,91 @@ impl PortRef {
     }
 }
 
-/// What translate reads about one Service, looked up once however many paths name it.
-struct ServiceEntry<'a> {
+/// What translate reads about one Service, looked up once per translation however many
+/// paths name it.
+struct ServiceEntry {
     /// `namespace/name`, naming the Service in Diagnostics.
     name: String,
     /// The Service, when it exists.
-    service: Option<&'a Service>,
+    service: Option<Arc<Service>>,
     /// The BackendPolicy in effect with its `namespace/name`.
-    policy: Option<(String, &'a BackendPolicy)>,
-    /// The backends of the ports named so far (a Service has few).
-    ports: Vec<(PortRef, ServiceBackend)>,
+    policy: Option<(String, Arc<BackendPolicy>)>,
+    /// The backends of the ports named so far (a Service has few), with what resolving
+    /// them reported.
+    ports: Vec<(PortRef, ServiceBackend, Vec<Diagnostic>)>,
 }
 
-/// Resolves backends against one Store, indexing EndpointSlices once and resolving each
-/// Service (and each of its ports) once however many routes name it.
+/// Resolves backends against one Store, resolving each Service (and each of its ports) once
+/// however many routes name it.
 pub(crate) struct Resolver<'a> {
     store: &'a Store,
-    slices: SliceIndex<'a>,
-    /// By `(namespace, name)`.
-    services: HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
+    slices: &'a SliceIndex,
+    /// By `namespace/name`.
+    services: HashMap<ObjectKey, ServiceEntry>,
     /// The BackendPolicy in effect for each Service.
     policies: PolicyIndex<'a>,
-    /// Problems found in EndpointSlices, BackendPolicies and load-balancing settings.
+    /// Problems found in BackendPolicies.
     diagnostics: Vec<Diagnostic>,
+    /// The Services resolved since [`Resolver::start_recording`].
+    recorded: Vec<ObjectKey>,
 }
 
 impl<'a> Resolver<'a> {
-    /// Indexes the Store's EndpointSlices by Service so each lookup is one hash probe.
-    pub(crate) fn new(store: &'a Store) -> Resolver<'a> {
-        let slices = SliceIndex::new(store);
+    /// A resolver over `store` whose EndpointSlices `slices` indexes.
+    pub(crate) fn new(store: &'a Store, slices: &'a SliceIndex) -> Self {
         let mut diagnostics = Vec::new();
         let policies = PolicyIndex::new(store, &mut diagnostics);
         Resolver {
             store,
             slices,
-            services: HashMap::with_capacity(store.services.len()),
+            services: HashMap::new(),
             policies,
             diagnostics,
+            recorded: Vec::new(),
         }
     }
 
     /// The backend for `namespace/service:port` with its load-balancing policy, which also
     /// depends on the Ingress (`ingress`: its `namespace/name` and metadata; `None` for the
-    /// controller's default). `unavailable` says why it cannot serve.
+    /// controller's default). `unavailable` says why it cannot serve. Problems with its
+    /// EndpointSlices and policy go to `out`, every time.
     pub(crate) fn resolve_for(
         &mut self,
         ingress: Option<(&str, &ObjectMeta)>,
-        namespace: &'a str,
-        service: &'a str,
-        port: &PortRef,
+        (namespace, service, port): (&str, &str, &PortRef),
+        out: &mut Vec<Diagnostic>,
     ) -> ServiceBackend {
         let Resolver {
             store,
             slices,
             services,
             policies,
-            diagnostics,
+            recorded,
+            ..
         } = self;
+        if !recorded
+            .iter()
+            .any(|k| k.namespace == namespace && k.name == service)
+        {
+            recorded.push(ObjectKey::new(namespace, service));
+        }
         let entry = service_entry(services, store, policies, namespace, service);
-        let found = entry.ports.iter().find(|(p, _)| p == port);
+        let found = entry.ports.iter().find(|(p, _, _)| p == port);
         let mut backend = match found {
-            Some((_, backend)) => backend.clone(),
+            Some((_, backend, problems)) => {
+                out.extend(problems.iter().cloned());
+                backend.clone()
+            }
             None => {
+                let mut problems = Vec::new();
                 let ports = Ports {
                     slices,
                     policies,
-                    diagnostics: &mut *diagnostics,
+                    diagnostics: &mut problems,
                 };
-                let resolved = ports.resolve(namespace, service, entry.service, port);
-                entry.ports.push((port.clone(), resolved.clone()));
+                let resolved = ports.resolve(namespace, service, entry.service.as_deref(), port);
+                out.extend(problems.iter().cloned());
+                entry.ports.push((port.clone(), resolved.clone(), problems));
                 resolved
             }
         };
@@ -169,59 +143,55 @@ impl<'a> Resolver<'a> {
                 .as_ref()
                 .map(|(name, p)| (name.as_str(), &p.spec)),
             ingress,
-            service: entry.service.map(|s| (entry.name.as_str(), s)),
+            service: entry.service.as_ref().map(|s| (entry.name.as_str(), &**s)),
         };
-        backend.policy = policy::resolve_policy(layers, diagnostics);
+        backend.policy = policy::resolve_policy(layers, out);
         backend
     }
 
-    /// The Service `namespace/name`, when it exists.
-    pub(crate) fn service(&mut self, namespace: &'a str, name: &'a str) -> Option<&'a Service> {
-        service_entry(
-            &mut self.services,
-            self.store,
-            &self.policies,
-            namespace,
-            name,
-        )
-        .service
+    /// Starts recording which Services are resolved (to know what a result depends on).
+    pub(crate) fn start_recording(&mut self) {
+        self.recorded.clear();
     }
 
-    /// Diagnostics about EndpointSlices seen while resolving.
-    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
+    /// The Services resolved since [`Resolver::start_recording`].
+    pub(crate) fn take_recorded(&mut self) -> Vec<ObjectKey> {
+        std::mem::take(&mut self.recorded)
+    }
+
+    /// Diagnostics about BackendPolicies.
+    pub(crate) fn finish(self) -> Vec<Diagnostic> {
         self.diagnostics
-    }
-
-    /// The EndpointSlice index, for other parts of translate that read slices.
-    pub(crate) fn slices(&self) -> &SliceIndex<'a> {
-        &self.slices
     }
 }
 
 /// The entry of Service `namespace/name`, looked up the first time it is named.
-fn service_entry<'s, 'a>(
-    services: &'s mut HashMap<(&'a str, &'a str), ServiceEntry<'a>>,
-    store: &'a Store,
-    policies: &PolicyIndex<'a>,
-    namespace: &'a str,
-    name: &'a str,
-) -> &'s mut ServiceEntry<'a> {
-    services.entry((namespace, name)).or_insert_with(|| {
-        let key = ObjectKey::new(namespace, name);
-        ServiceEntry {
-            name: key.to_string(),
-            service: store.services.get(&key),
+fn service_entry<'s>(
+    services: &'s mut HashMap<ObjectKey, ServiceEntry>,
+    store: &Store,
+    policies: &PolicyIndex<'_>,
+    namespace: &str,
+    name: &str,
+) -> &'s mut ServiceEntry {
+    if !services.contains_key(&(namespace, name) as &dyn KeyRef) {
+        let entry = ServiceEntry {
+            name: store::key_name(namespace, name),
+            service: store::find(&store.services, namespace, name).cloned(),
             policy: policies
                 .get(namespace, name)
-                .map(|(k, p)| (k.to_string(), p)),
+                .map(|(k, p)| (k.to_string(), p.clone())),
             ports: Vec::with_capacity(1),
-        }
-    })
+        };
+        services.insert(ObjectKey::new(namespace, name), entry);
+    }
+    services
+        .get_mut(&(namespace, name) as &dyn KeyRef)
+        .expect("just inserted")
 }
 
 /// Resolves the ports of Services against their EndpointSlices.
 struct Ports<'r, 'a> {
-    slices: &'r SliceIndex<'a>,
+    slices: &'r SliceIndex,
     policies: &'r PolicyIndex<'a>,
     diagnostics: &'r mut Vec<Diagnostic>,
 }
@@ -272,14 +242,13 @@ impl Ports<'_, '_> {
         let wanted = unnamed_if_empty(service_port.name.as_deref());
         let weights = self.policies.weights(namespace, service);
         let mut found: Vec<Endpoint> = Vec::new();
-        for &(key, slice) in self.slices.of(namespace, service) {
-            if slice.address_type == "FQDN" {
+        for (key, slice) in self.slices.of(namespace, service) {
+            if slice.fqdn {
                 continue;
             }
             let port = slice
                 .ports
                 .iter()
-                .flatten()
                 .find(|p| unnamed_if_empty(p.name.as_deref()) == wanted)
                 .and_then(|p| p.port)
                 .and_then(|p| u16::try_from(p).ok())
@@ -287,28 +256,24 @@ impl Ports<'_, '_> {
             let Some(port) = port else { continue };
             found.reserve(slice.endpoints.len());
             for endpoint in &slice.endpoints {
-                let conditions = endpoint.conditions.as_ref();
-                let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-                let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
-                let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-                let pod = endpoint.target_ref.as_ref().and_then(|r| r.name.as_deref());
-                for address in &endpoint.addresses {
-                    let Ok(ip) = address.parse::<IpAddr>() else {
+                let ip = match &endpoint.address {
+                    Ok(ip) => *ip,
+                    Err(address) => {
                         self.diagnostics.push(Diagnostic::new(
                             "EndpointSlice",
                             key.to_string(),
                             format!("address {address:?} is not an IP address; skipped"),
                         ));
                         continue;
-                    };
-                    found.push(Endpoint {
-                        address: SocketAddr::new(ip, port),
-                        weight: weights.weight(ip, pod),
-                        ready,
-                        serving,
-                        terminating,
-                    });
-                }
+                    }
+                };
+                found.push(Endpoint {
+                    address: SocketAddr::new(ip, port),
+                    weight: weights.weight(ip, endpoint.pod.as_deref()),
+                    ready: endpoint.ready,
+                    serving: endpoint.serving,
+                    terminating: endpoint.terminating,
+                });
             }
         }
         if found.windows(2).all(|w| w[0].address < w[1].address) {

@@ -6,16 +6,17 @@
 //! route conflicts) and the other gets a Diagnostic. Its `defaultBackend` is ignored with a
 //! Diagnostic; its `tls` entries are left to the TLS translation like any Ingress's.
 
+use super::admit::Admitted;
 use super::annotations;
 use super::backend::{PortRef, Resolver};
 use super::policy::values;
-use super::table::{rule_paths, RulePath, TableBuilder};
+use super::table::{rule_paths, HostBuilder, RulePath};
 use crate::diagnostic::Diagnostic;
 use crate::store::ObjectKey;
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::table::{Canary, HeaderRule, HostMatch, PathMatch};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Denominator of `canary-weight` when `canary-weight-total` is not set.
 const DEFAULT_WEIGHT_TOTAL: u32 = 100;
@@ -40,37 +41,33 @@ pub(crate) fn is_canary(key: &ObjectKey, ingress: &Ingress, out: &mut Vec<Diagno
     })
 }
 
-/// Attaches every canary Ingress (in precedence order, oldest first) to its primary routes.
-/// Call after every primary Ingress was added to `builder`.
-pub(crate) fn attach<'a>(
-    builder: &mut TableBuilder,
-    canaries: &[(&'a ObjectKey, &'a Ingress)],
-    resolver: &mut Resolver<'a>,
+/// Attaches the canary Ingresses of `host` (oldest first) to its primary routes. Call after
+/// every primary Ingress of the host was added to `builder`.
+pub(crate) fn attach(
+    host: &HostMatch,
+    builder: &mut HostBuilder<'_>,
+    canaries: &[&Arc<Admitted>],
+    resolver: &mut Resolver,
     out: &mut Vec<Diagnostic>,
 ) {
-    // (host, path) → the canary Ingress that took it.
-    let mut taken: BTreeMap<(HostMatch, PathMatch), String> = BTreeMap::new();
-    for &(key, ingress) in canaries {
-        let source = key.to_string();
-        let report = |out: &mut Vec<Diagnostic>, reason: String| {
-            out.push(Diagnostic::new("Ingress", source.clone(), reason));
+    // Path → the canary Ingress that took it.
+    let mut taken: BTreeMap<PathMatch, Arc<str>> = BTreeMap::new();
+    for admitted in canaries {
+        let Some(rules) = &admitted.canary_rules else {
+            continue;
         };
-        let rules = rules(&source, &ingress.metadata, out);
-        let Some(spec) = &ingress.spec else { continue };
-        if spec.default_backend.is_some() {
-            report(
-                out,
-                "spec.defaultBackend of a canary Ingress is ignored (canaries only apply to \
-                 rules)"
-                    .to_string(),
-            );
-        }
+        let Some(spec) = &admitted.ingress.spec else {
+            continue;
+        };
+        let source = &admitted.source;
+        let report = |out: &mut Vec<Diagnostic>, reason: String| {
+            out.push(Diagnostic::new("Ingress", &**source, reason));
+        };
         for RulePath {
             field,
-            host,
             path_match,
             path,
-        } in rule_paths(spec)
+        } in rule_paths(spec, host)
         {
             let value = path.path.as_deref().unwrap_or_default();
             let what = format!("{field}: {:?} {} on host {host}", path_match.kind, value);
@@ -80,9 +77,8 @@ pub(crate) fn attach<'a>(
             };
             let port = service.port.as_ref().and_then(PortRef::from_backend_port);
             let Some(port) = port else { continue };
-            let claim = (host.clone(), path_match.clone());
-            if let Some(winner) = taken.get(&claim) {
-                let reason = if *winner == source {
+            if let Some(winner) = taken.get(&path_match) {
+                let reason = if winner == source {
                     format!("canary {what} is defined twice in this Ingress; the first definition is used")
                 } else {
                     format!(
@@ -94,7 +90,7 @@ pub(crate) fn attach<'a>(
                 report(out, reason);
                 continue;
             }
-            let Some(route) = builder.route_mut(&host, &path_match) else {
+            let Some(route) = builder.route_mut(&path_match) else {
                 report(
                     out,
                     format!(
@@ -104,8 +100,10 @@ pub(crate) fn attach<'a>(
                 );
                 continue;
             };
-            let meta = Some((source.as_str(), &ingress.metadata));
-            let backend = resolver.resolve_for(meta, &key.namespace, &service.name, &port);
+            let meta = Some((&**source, &admitted.ingress.metadata));
+            let namespace = &admitted.key.namespace;
+            let at = (namespace.as_str(), service.name.as_str(), &port);
+            let backend = resolver.resolve_for(meta, at, out);
             if let Some(why) = &backend.unavailable {
                 report(
                     out,
@@ -119,22 +117,36 @@ pub(crate) fn attach<'a>(
                 by_header: rules.by_header.clone(),
                 by_cookie: rules.by_cookie.clone(),
             }));
-            taken.insert(claim, source.clone());
+            taken.insert(path_match, source.clone());
         }
     }
 }
 
 /// The canary annotations of one Ingress.
-struct Rules {
+#[derive(Debug)]
+pub(crate) struct Rules {
     weight: u32,
     weight_total: u32,
     by_header: Option<HeaderRule>,
     by_cookie: Option<String>,
 }
 
-/// Reads the canary annotations; an invalid value is a Diagnostic and its default applies
-/// (weight 0, total 100, no header or cookie rule).
-fn rules(source: &str, meta: &ObjectMeta, out: &mut Vec<Diagnostic>) -> Rules {
+/// Reads the canary annotations of a canary Ingress; an invalid value is a Diagnostic and its
+/// default applies (weight 0, total 100, no header or cookie rule). A `defaultBackend` is
+/// reported as ignored.
+pub(crate) fn rules(source: &str, ingress: &Ingress, out: &mut Vec<Diagnostic>) -> Rules {
+    if ingress
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.default_backend.is_some())
+    {
+        out.push(Diagnostic::new(
+            "Ingress",
+            source,
+            "spec.defaultBackend of a canary Ingress is ignored (canaries only apply to rules)",
+        ));
+    }
+    let meta = &ingress.metadata;
     let mut bad = |key: &str, raw: &str, why: &str| {
         out.push(Diagnostic::new(
             "Ingress",

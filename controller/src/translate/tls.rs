@@ -5,16 +5,20 @@
 //! is a Diagnostic naming the Secret and the Ingress; its hosts get the default certificate
 //! and every other host keeps its own.
 
+mod policy;
 mod protocol;
 
-use super::annotations;
+pub(crate) use policy::{policy_annotations, HostPolicy};
+pub(crate) use protocol::{has_protocol_annotations, protocols, Answers};
+
+use super::admit::Admitted;
+use super::hosts::HostView;
 use crate::diagnostic::Diagnostic;
 use crate::settings::Settings;
-use crate::store::{ObjectKey, Store};
+use crate::store::{self, ObjectKey, Store};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
-use proxy::table::{HostMatch, HostTls, RoutingTable, TlsBinding, TlsCertificate};
-use std::collections::BTreeMap;
+use proxy::table::{HostTls, RoutingTable, TlsBinding, TlsCertificate};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A byte field of a Secret, from `data` (base64 in YAML) or `stringData`.
@@ -39,8 +43,8 @@ pub(crate) fn certificate(
     namespace: &str,
     name: &str,
 ) -> Result<TlsCertificate, String> {
-    let key = ObjectKey::new(namespace, name);
-    let Some(secret) = store.secrets.get(&key) else {
+    let key = store::key_name(namespace, name);
+    let Some(secret) = store::find(&store.secrets, namespace, name) else {
         return Err(format!("Secret {key} not found"));
     };
     if let Some(t) = secret
@@ -55,22 +59,46 @@ pub(crate) fn certificate(
     proxy::tls::parse_certificate(crt, pem).map_err(|e| format!("Secret {key}: {e}"))
 }
 
+/// The TLS bindings of one Ingress with the Secrets they read, kept while neither changes.
+#[derive(Debug)]
+struct Bindings {
+    ingress: Arc<Admitted>,
+    secrets: Vec<ObjectKey>,
+    bindings: Vec<TlsBinding>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The default certificate with the Secret it came from.
+#[derive(Debug)]
+struct DefaultCertificate {
+    secret: Option<ObjectKey>,
+    certificate: Option<TlsCertificate>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Certificates parsed by earlier translations: parsing is the expensive part of TLS. Entries
+/// of Ingresses that are gone (or no longer have `tls`) are dropped at each translation.
+#[derive(Debug, Default)]
+pub(crate) struct TlsMemo {
+    bindings: HashMap<ObjectKey, Bindings>,
+    default_certificate: Option<DefaultCertificate>,
+}
+
 /// The TLS bindings of one Ingress, each with its certificate when the Secret is usable.
-pub(crate) fn bindings(
-    store: &Store,
-    key: &ObjectKey,
-    ingress: &Ingress,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<TlsBinding> {
-    let Some(tls) = ingress.spec.as_ref().and_then(|s| s.tls.as_ref()) else {
-        return Vec::new();
+fn bindings(store: &Store, admitted: &Arc<Admitted>) -> Bindings {
+    let mut out = Bindings {
+        ingress: admitted.clone(),
+        secrets: Vec::new(),
+        bindings: Vec::new(),
+        diagnostics: Vec::new(),
     };
-    let source = key.to_string();
-    let mut out = Vec::new();
-    for (i, entry) in tls.iter().enumerate() {
+    let tls = admitted.ingress.spec.as_ref().and_then(|s| s.tls.as_ref());
+    let key = &admitted.key;
+    for (i, entry) in tls.into_iter().flatten().enumerate() {
         let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
+        out.secrets.push(ObjectKey::new(&key.namespace, secret));
         let hosts = entry.hosts.clone().unwrap_or_default();
         let certificate = match certificate(store, &key.namespace, secret) {
             Ok(c) => Some(c),
@@ -79,194 +107,135 @@ pub(crate) fn bindings(
                     "spec.tls[{i}]: {why}; hosts [{}] get the default certificate",
                     hosts.join(", ")
                 );
-                diagnostics.push(Diagnostic::new("Ingress", source.as_str(), reason));
+                out.diagnostics
+                    .push(Diagnostic::new("Ingress", &*admitted.source, reason));
                 None
             }
         };
-        out.push(TlsBinding {
+        out.bindings.push(TlsBinding {
             hosts,
             secret: format!("{}/{secret}", key.namespace),
-            source: source.clone(),
+            source: admitted.source.to_string(),
             certificate,
         });
     }
     out
 }
 
-/// Whether a TLS host pattern (`a.b.com`, `*.b.com`) covers a virtual host.
-fn covers(tls_host: &str, host: &HostMatch) -> bool {
-    let tls_host = HostMatch::from_rule_host(tls_host);
-    match (&tls_host, host) {
-        (_, HostMatch::Any) | (HostMatch::Any, _) => false,
-        (HostMatch::Wildcard(a), HostMatch::Wildcard(b)) => a == b,
-        (pattern, HostMatch::Exact(h)) => pattern.matches(h),
-        (HostMatch::Exact(_), HostMatch::Wildcard(_)) => false,
-    }
-}
-
-/// One Ingress's say on a host's HTTPS policy.
-struct Claim {
-    source: String,
-    ssl_redirect: Option<bool>,
-    hsts: Option<Arc<str>>,
-}
-
-/// Collects `ssl-redirect` / `hsts` annotations per host, oldest Ingress first.
-#[derive(Default)]
-pub(crate) struct HostPolicyBuilder {
-    claims: BTreeMap<HostMatch, Vec<Claim>>,
-    /// Without any TLS binding no host gets a policy: annotations are only checked.
-    check_only: bool,
-}
-
-impl HostPolicyBuilder {
-    /// Records the annotations of a served Ingress for the hosts of its rules; call in
-    /// precedence order.
-    pub(crate) fn add(
+impl TlsMemo {
+    /// The bindings of every served, valid Ingress with `tls` (`with_tls`, oldest first),
+    /// parsing only the certificates of Ingresses or Secrets that changed.
+    fn bindings(
         &mut self,
-        key: &ObjectKey,
-        ingress: &Ingress,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) {
-        let meta = &ingress.metadata;
-        let ssl_redirect = annotations::get(meta, "ssl-redirect").and_then(|v| {
-            let parsed = annotations::parse_bool(v);
-            if parsed.is_none() {
-                let reason = format!("pier.dev/ssl-redirect: {v:?} is not true or false; ignored");
-                diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
-            }
-            parsed
-        });
-        let hsts = annotations::get(meta, "hsts").and_then(|v| {
-            if valid_hsts(v) {
-                Some(Arc::from(v))
-            } else {
-                let reason =
-                    format!("pier.dev/hsts: {v:?} is not \"max-age=SECONDS[; …]\"; ignored");
-                diagnostics.push(Diagnostic::new("Ingress", key.to_string(), reason));
-                None
-            }
-        });
-        if self.check_only {
-            return;
+        store: &Store,
+        with_tls: &[&Arc<Admitted>],
+        changed: &HashSet<ObjectKey>,
+        out: &mut Vec<Diagnostic>,
+    ) -> Vec<TlsBinding> {
+        let mut all = Vec::new();
+        let mut used = HashSet::with_capacity(with_tls.len());
+        for admitted in with_tls {
+            let fresh = |b: &Bindings| {
+                Arc::ptr_eq(&b.ingress, admitted) && !b.secrets.iter().any(|s| changed.contains(s))
+            };
+            let found = match self.bindings.get_mut(&admitted.key) {
+                Some(kept) if fresh(kept) => kept,
+                Some(stale) => {
+                    *stale = bindings(store, admitted);
+                    stale
+                }
+                None => self
+                    .bindings
+                    .entry(admitted.key.clone())
+                    .or_insert_with(|| bindings(store, admitted)),
+            };
+            all.extend(found.bindings.iter().cloned());
+            out.extend(found.diagnostics.iter().cloned());
+            used.insert(Arc::as_ptr(admitted));
         }
-        let source = key.to_string();
-        let rules = ingress.spec.as_ref().and_then(|s| s.rules.as_ref());
-        for rule in rules.into_iter().flatten() {
-            let host = HostMatch::from_rule_host(rule.host.as_deref().unwrap_or_default());
-            self.claims.entry(host).or_default().push(Claim {
-                source: source.clone(),
-                ssl_redirect,
-                hsts: hsts.clone(),
-            });
-        }
+        self.bindings
+            .retain(|_, b| used.contains(&Arc::as_ptr(&b.ingress)));
+        all
     }
 
-    /// One [`HostTls`] per virtual host (so an exact host without TLS shadows a wildcard one,
-    /// as in routing), or none at all when no host has TLS. A host redirects when a TLS entry
-    /// covers it, unless the oldest Ingress that sets `ssl-redirect` for it says `false`.
-    pub(crate) fn finish(
-        self,
-        hosts: impl Iterator<Item = HostMatch>,
-        tls: &[TlsBinding],
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Vec<HostTls> {
-        if tls.is_empty() {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for host in hosts {
-            let has_tls = tls.iter().flat_map(|b| &b.hosts).any(|h| covers(h, &host));
-            let claims = self
-                .claims
-                .get(&host)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let redirect = decide(
-                &host,
-                "ssl-redirect",
-                claims,
-                |c| c.ssl_redirect,
+    /// `--default-certificate`, parsed again only when its Secret changed.
+    fn default_certificate(
+        &mut self,
+        store: &Store,
+        settings: &Settings,
+        changed: &HashSet<ObjectKey>,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<TlsCertificate> {
+        let value = settings.default_certificate.as_deref()?;
+        let kept = self
+            .default_certificate
+            .take()
+            .filter(|d| d.secret.as_ref().is_none_or(|s| !changed.contains(s)));
+        let found = kept.unwrap_or_else(|| {
+            let parts = value
+                .split_once('/')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty());
+            let found = parts
+                .ok_or_else(|| format!("{value:?} is not namespace/name"))
+                .and_then(|(ns, name)| certificate(store, ns, name));
+            let diagnostics = found
+                .as_ref()
+                .err()
+                .map(|why| {
+                    let reason = format!("{why}; the generated self-signed certificate is used");
+                    Diagnostic::new("Settings", "default-certificate", reason)
+                })
+                .into_iter()
+                .collect();
+            DefaultCertificate {
+                secret: parts.map(|(ns, name)| ObjectKey::new(ns, name)),
+                certificate: found.ok(),
                 diagnostics,
-            );
-            let hsts = decide(&host, "hsts", claims, |c| c.hsts.clone(), diagnostics);
-            out.push(HostTls {
-                host,
-                ssl_redirect: has_tls && redirect.unwrap_or(true),
-                hsts: if has_tls { hsts } else { None },
-            });
-        }
-        out
+            }
+        });
+        out.extend(found.diagnostics.iter().cloned());
+        let certificate = found.certificate.clone();
+        self.default_certificate = Some(found);
+        certificate
     }
 }
 
-/// The first claim's value; later Ingresses that disagree get a Diagnostic.
-fn decide<T: PartialEq + std::fmt::Debug>(
-    host: &HostMatch,
-    what: &str,
-    claims: &[Claim],
-    value: impl Fn(&Claim) -> Option<T>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<T> {
-    let mut set = claims.iter().filter_map(|c| value(c).map(|v| (c, v)));
-    let (winner, chosen) = set.next()?;
-    for (loser, v) in set.filter(|(_, v)| *v != chosen) {
-        let reason = format!(
-            "pier.dev/{what} {v:?} for host {host} conflicts with {chosen:?} from Ingress {}, \
-             which takes precedence; ignored",
-            winner.source
-        );
-        diagnostics.push(Diagnostic::new("Ingress", loser.source.as_str(), reason));
-    }
-    Some(chosen)
-}
-
-/// `max-age=<seconds>` optionally followed by `; includeSubDomains` / `; preload`.
-fn valid_hsts(value: &str) -> bool {
-    let mut parts = value.split(';').map(str::trim);
-    let max_age = parts.next().and_then(|p| p.strip_prefix("max-age="));
-    max_age.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        && parts.all(|p| p.eq_ignore_ascii_case("includeSubDomains") || p == "preload")
-}
-
-/// Fills the TLS parts of a freshly built table: bindings with certificates, per-host
-/// policies, the default certificate and backend protocols. `served` is in precedence order.
-pub(crate) fn apply<'a>(
-    store: &'a Store,
-    resolver: &mut super::backend::Resolver<'a>,
-    settings: &'a Settings,
-    served: &[(&'a ObjectKey, &'a Ingress)],
+/// Fills the TLS parts of a table whose virtual hosts are `hosts`: bindings with
+/// certificates, per-host policies and the default certificate. `with_tls` are the served,
+/// valid Ingresses with `tls`, oldest first; `changed` the Secrets that changed.
+pub(crate) fn apply(
+    store: &Store,
+    settings: &Settings,
+    memo: &mut TlsMemo,
+    (with_tls, hosts): (&[&Arc<Admitted>], &[HostView<'_>]),
+    changed: &HashSet<ObjectKey>,
     table: &mut RoutingTable,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let mut tls = Vec::new();
-    for (key, ingress) in served {
-        tls.extend(bindings(store, key, ingress, diagnostics));
-    }
-    let mut policies = HostPolicyBuilder {
-        check_only: tls.is_empty(),
-        ..HostPolicyBuilder::default()
-    };
-    for (key, ingress) in served {
-        policies.add(key, ingress, diagnostics);
+    let tls = memo.bindings(store, with_tls, changed, diagnostics);
+    // Without any TLS binding no host gets a policy (annotations were only checked).
+    if !tls.is_empty() {
+        let covered = policy::Covered::new(&tls);
+        table.tls_hosts = hosts
+            .iter()
+            .map(|view| {
+                let host = &view.vhost.host;
+                diagnostics.extend(view.policy.diagnostics.iter().cloned());
+                let has_tls = covered.covers(host);
+                HostTls {
+                    host: host.clone(),
+                    ssl_redirect: has_tls && view.policy.redirect.unwrap_or(true),
+                    hsts: if has_tls {
+                        view.policy.hsts.clone()
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
     }
     // Precedence order is kept (a host in two entries gets the oldest Ingress's certificate);
     // it is deterministic, so equal Stores still give equal tables.
-    let hosts = table.virtual_hosts.iter().map(|v| v.host.clone());
-    table.tls_hosts = policies.finish(hosts, &tls, diagnostics);
     table.tls = tls;
-    table.default_certificate = settings.default_certificate.as_deref().and_then(|value| {
-        let found = value
-            .split_once('/')
-            .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
-            .ok_or_else(|| format!("{value:?} is not namespace/name"))
-            .and_then(|(ns, name)| certificate(store, ns, name));
-        found
-            .inspect_err(|why| {
-                let reason = format!("{why}; the generated self-signed certificate is used");
-                diagnostics.push(Diagnostic::new("Settings", "default-certificate", reason));
-            })
-            .ok()
-    });
-    table.backend_protocols = protocol::protocols(store, resolver, settings, served, diagnostics);
+    table.default_certificate = memo.default_certificate(store, settings, changed, diagnostics);
 }

@@ -193,11 +193,16 @@ impl RegistryBuilder<'_> {
         let Some(previous) = self.previous.services.get(service) else {
             return false;
         };
-        if previous.len() != endpoints || self.next.services.contains_key(service) {
+        if previous.len() != endpoints {
             return false;
         }
-        self.next.services.insert(service.clone(), previous.clone());
-        true
+        match self.next.services.entry(service.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(previous.clone());
+                true
+            }
+        }
     }
 
     /// The state of one endpoint of `service`; see [`ServiceStatesBuilder::state`].

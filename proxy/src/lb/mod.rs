@@ -4,6 +4,7 @@
 //! in [`EndpointRegistry`].
 
 mod affinity;
+mod carry;
 mod context;
 mod endpoint;
 mod least_request;
@@ -89,7 +90,7 @@ impl ServiceBalancer {
         let routable = endpoints.len();
         let policy = backend.policy.clone();
         outcome::add_draining(backend, &mut endpoints, &mut states, now);
-        outcome::register_checks(backend, &endpoints[..routable], registry);
+        outcome::register_checks(&backend.id, &policy, &endpoints[..routable], registry);
         let ramp_until = endpoints
             .iter()
             .filter_map(|e| e.state.ramp_end(policy.slow_start))
@@ -98,13 +99,9 @@ impl ServiceBalancer {
         let uniform = endpoints.windows(2).all(|w| w[0].weight == w[1].weight);
         let distinct = endpoints.windows(2).all(|w| w[0].address < w[1].address);
         let maglev = match policy.algorithm {
-            Algorithm::ConsistentHash { .. } if routable > 0 => registry.maglev(
-                &backend.id,
-                endpoints[..routable]
-                    .iter()
-                    .map(|e| (e.address.to_string(), e.weight))
-                    .collect(),
-            ),
+            Algorithm::ConsistentHash { .. } if routable > 0 => {
+                registry.maglev(&backend.id, carry::maglev_inputs(&endpoints[..routable]))
+            }
             _ => None,
         };
         let cookie_tokens = match policy.affinity {
@@ -133,32 +130,6 @@ impl ServiceBalancer {
             maglev,
             cookie_tokens,
             client_ip,
-        }
-    }
-
-    /// Whether this balancer, built for an earlier table, serves `backend` exactly as a new
-    /// one would: same Service, policy, endpoints and conditions. Policies whose state lives
-    /// in the registry (consistent hashing, client-IP affinity, active checks) are rebuilt.
-    pub fn can_serve(&self, backend: &ServiceBackend) -> bool {
-        let registry_state = matches!(self.policy.algorithm, Algorithm::ConsistentHash { .. })
-            || matches!(self.policy.affinity, Some(Affinity::ClientIp { .. }))
-            || self.policy.health.active.is_some();
-        !registry_state
-            && self.id == backend.id
-            && self.policy == backend.policy
-            && self.unavailable == backend.unavailable
-            && (Arc::ptr_eq(&self.source, &backend.endpoints) || self.source == backend.endpoints)
-    }
-
-    /// Records this balancer's endpoint states in the registry of the table it is carried
-    /// over to, as building it anew would.
-    pub fn carry_over(&self, registry: &mut RegistryBuilder<'_>) {
-        if self.distinct && registry.share(&self.id, self.endpoints.len()) {
-            return;
-        }
-        let mut states = registry.service(&self.id);
-        for e in &self.endpoints {
-            states.keep(e.address, &e.state);
         }
     }
 

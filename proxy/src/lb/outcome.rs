@@ -5,6 +5,7 @@ use crate::health::{metrics, passive, CheckTarget, HealthView};
 use crate::table::{LbPolicy, ServiceBackend};
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Which endpoints one selection may use.
@@ -41,18 +42,20 @@ pub(super) fn add_draining(
     }
 }
 
-/// Hands the routable endpoints to the health-check scheduler when the Service has checks.
+/// Hands the routable endpoints of Service `id` to the health-check scheduler when its
+/// policy has checks.
 pub(super) fn register_checks(
-    backend: &ServiceBackend,
+    id: &Arc<str>,
+    policy: &LbPolicy,
     routable: &[LbEndpoint],
     registry: &mut RegistryBuilder<'_>,
 ) {
-    let Some(check) = &backend.policy.health.active else {
+    let Some(check) = &policy.health.active else {
         return;
     };
     for e in routable {
         registry.check(CheckTarget {
-            service: backend.id.clone(),
+            service: id.clone(),
             address: e.address,
             check: check.clone(),
             state: e.state.clone(),

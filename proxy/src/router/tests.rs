@@ -1,6 +1,6 @@
 use super::*;
 use crate::lb::EndpointRegistry;
-use crate::table::{Endpoint, HostMatch, PathMatch, Route, ServiceBackend, VirtualHost};
+use crate::table::{Endpoint, HostMatch, LbPolicy, PathMatch, Route, ServiceBackend, VirtualHost};
 use http::HeaderMap;
 use std::net::SocketAddr;
 
@@ -31,12 +31,12 @@ fn route(path: PathMatch, name: &str) -> Route {
     }
 }
 
-fn vhost(host: &str, routes: Vec<Route>) -> VirtualHost {
-    VirtualHost {
+fn vhost(host: &str, routes: Vec<Route>) -> Arc<VirtualHost> {
+    Arc::new(VirtualHost {
         host: HostMatch::from_rule_host(host),
         routes,
         default_backend: None,
-    }
+    })
 }
 
 /// The service id a request is routed to, or `None` for 404.
@@ -55,7 +55,7 @@ fn target(router: &Router, host: &str, path: &str) -> Option<String> {
         .map(|s| s.id.to_string())
 }
 
-fn router(vhosts: Vec<VirtualHost>, default: Option<BackendGroup>) -> Router {
+fn router(vhosts: Vec<Arc<VirtualHost>>, default: Option<BackendGroup>) -> Router {
     let registry = EndpointRegistry::default();
     let mut next = EndpointRegistry::next_generation(&registry);
     let table = RoutingTable {
@@ -132,7 +132,7 @@ fn exact_host_beats_wildcard_beats_any() {
 #[test]
 fn matched_host_without_matching_path_uses_defaults_not_other_hosts() {
     let mut with_default = vhost("a.com", vec![route(PathMatch::prefix("/api"), "api")]);
-    with_default.default_backend = Some(group("host-default"));
+    Arc::make_mut(&mut with_default).default_backend = Some(group("host-default"));
     let r = router(
         vec![
             with_default,
@@ -320,7 +320,9 @@ fn unchanged_services_keep_their_balancer_and_endpoint_state() {
     assert!(held.is_some());
 
     let mut changed = table;
-    let b = &mut changed.virtual_hosts[1].routes[0].backend.services[0];
+    let b = &mut Arc::make_mut(&mut changed.virtual_hosts[1]).routes[0]
+        .backend
+        .services[0];
     let mut endpoints = b.endpoints.to_vec();
     endpoints[0].weight = 2;
     b.endpoints = endpoints.into();

@@ -90,6 +90,15 @@ impl<T> HostMap<T> {
         }
     }
 
+    /// The value of exactly this pattern (not a request-style lookup).
+    pub fn get(&self, host: &HostMatch) -> Option<&T> {
+        match host {
+            HostMatch::Exact(h) => self.exact.get(h),
+            HostMatch::Wildcard(s) => self.wildcard.get(s),
+            HostMatch::Any => self.any.as_ref(),
+        }
+    }
+
     /// Whether no pattern has a value.
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none()

@@ -24,8 +24,9 @@ use std::sync::Arc;
 /// Everything the proxy needs to route requests. Compare two tables with `==` to skip no-op updates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RoutingTable {
-    /// Virtual hosts, at most one per distinct [`HostMatch`].
-    pub virtual_hosts: Vec<VirtualHost>,
+    /// Virtual hosts, at most one per distinct [`HostMatch`]. Shared, so that a producer can
+    /// hand the same host to consecutive tables and the router recompiles only what changed.
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// Backend for requests that match no virtual host or no route and have no host-level default.
     pub default_backend: Option<BackendGroup>,
     /// TLS bindings declared by Ingresses (hosts → Secret), kept for the TLS listener.

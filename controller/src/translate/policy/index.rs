@@ -3,27 +3,30 @@
 
 use super::values;
 use crate::diagnostic::Diagnostic;
-use crate::store::{ObjectKey, Store};
+use crate::store::{KeyRef, ObjectKey, Store};
 use crds::{BackendPolicy, BackendPolicySpec};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Largest endpoint weight (the CRD schema's maximum); larger values are clamped.
 const MAX_ENDPOINT_WEIGHT: u32 = 1000;
 
+/// A BackendPolicy with its key.
+pub(crate) type PolicyRef<'a> = (&'a ObjectKey, &'a Arc<BackendPolicy>);
+
 /// The winning BackendPolicy of each Service that has one.
 pub(crate) struct PolicyIndex<'a> {
-    by_service: HashMap<ObjectKey, (&'a ObjectKey, &'a BackendPolicy)>,
+    by_service: HashMap<ObjectKey, PolicyRef<'a>>,
 }
 
 impl<'a> PolicyIndex<'a> {
     /// Indexes the Store's BackendPolicies by target Service; conflicts, missing targets and
     /// invalid fields become Diagnostics (kind `BackendPolicy`).
     pub(crate) fn new(store: &'a Store, diagnostics: &mut Vec<Diagnostic>) -> PolicyIndex<'a> {
-        let mut policies: Vec<(&ObjectKey, &BackendPolicy)> =
-            store.backend_policies.iter().collect();
+        let mut policies: Vec<PolicyRef<'a>> = store.backend_policies.iter().collect();
         policies.sort_by(|a, b| precedence(a).cmp(&precedence(b)));
-        let mut by_service: HashMap<ObjectKey, (&ObjectKey, &BackendPolicy)> = HashMap::new();
+        let mut by_service: HashMap<ObjectKey, PolicyRef<'a>> = HashMap::new();
         for (key, policy) in policies {
             let target = ObjectKey::new(&key.namespace, &policy.spec.target_ref.name);
             let report = |reason: String| Diagnostic::new("BackendPolicy", key.to_string(), reason);
@@ -48,16 +51,12 @@ impl<'a> PolicyIndex<'a> {
     }
 
     /// The BackendPolicy in effect for `namespace/service`, with its key.
-    pub(crate) fn get(
-        &self,
-        namespace: &str,
-        service: &str,
-    ) -> Option<(&'a ObjectKey, &'a BackendPolicy)> {
+    pub(crate) fn get(&self, namespace: &str, service: &str) -> Option<PolicyRef<'a>> {
         if self.by_service.is_empty() {
             return None;
         }
         self.by_service
-            .get(&ObjectKey::new(namespace, service))
+            .get(&(namespace, service) as &dyn KeyRef)
             .copied()
     }
 
@@ -69,7 +68,7 @@ impl<'a> PolicyIndex<'a> {
 
 /// Conflict order, as for Ingresses: oldest first (no timestamp last), then namespace/name.
 fn precedence<'a>(
-    entry: &(&'a ObjectKey, &'a BackendPolicy),
+    entry: &PolicyRef<'a>,
 ) -> (
     bool,
     Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

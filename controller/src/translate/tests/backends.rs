@@ -3,6 +3,7 @@
 use super::*;
 use proxy::table::Endpoint as TableEndpoint;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// One Ingress `default/web` routing `foo.com/` to `svc:port`.
 fn store_routing_to(port: impl Into<Port>) -> Store {
@@ -69,7 +70,10 @@ fn external_name_services_are_unavailable() {
     let mut store = store_routing_to(80);
     service(&mut store, "default", "svc", &[(None, 80)]);
     let key = crate::store::ObjectKey::new("default", "svc");
-    let spec = store.services.get_mut(&key).unwrap().spec.as_mut().unwrap();
+    let spec = Arc::make_mut(store.services.get_mut(&key).unwrap())
+        .spec
+        .as_mut()
+        .unwrap();
     spec.type_ = Some("ExternalName".into());
     spec.external_name = Some("example.com".into());
     assert_unavailable(&store, "ExternalName services are not supported");
@@ -294,9 +298,9 @@ endpoints:
     let ingress: Ingress = serde_yaml::from_str(parts.next().unwrap()).unwrap();
     let svc: Service = serde_yaml::from_str(parts.next().unwrap()).unwrap();
     let slice: EndpointSlice = serde_yaml::from_str(parts.next().unwrap()).unwrap();
-    store.insert(Object::Ingress(Box::new(ingress)));
-    store.insert(Object::Service(Box::new(svc)));
-    store.insert(Object::EndpointSlice(Box::new(slice)));
+    store.insert(Object::Ingress(Arc::new(ingress)));
+    store.insert(Object::Service(Arc::new(svc)));
+    store.insert(Object::EndpointSlice(Arc::new(slice.into())));
     let (table, diags) = run(&store);
     assert!(diags.is_empty(), "{diags:?}");
     let backend = prefix_backend(&table, "shop.example.com", "/cart");

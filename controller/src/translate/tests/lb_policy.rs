@@ -31,7 +31,7 @@ pub(super) fn annotate_service(store: &mut Store, annotations: &[(&str, &str)]) 
         .services
         .get_mut(&ObjectKey::new("default", "svc"))
         .expect("service exists");
-    let map = svc
+    let map = std::sync::Arc::make_mut(svc)
         .metadata
         .annotations
         .get_or_insert_with(Default::default);
@@ -226,7 +226,9 @@ fn client_ip_service(store: &mut Store, timeout: Option<i32>) {
         .services
         .get_mut(&ObjectKey::new("default", "svc"))
         .expect("service exists");
-    let spec = svc.spec.get_or_insert_with(Default::default);
+    let spec = std::sync::Arc::make_mut(svc)
+        .spec
+        .get_or_insert_with(Default::default);
     spec.session_affinity = Some("ClientIP".into());
     spec.session_affinity_config = timeout.map(|t| SessionAffinityConfig {
         client_ip: Some(ClientIPConfig {

@@ -2,10 +2,13 @@
 
 mod backends;
 mod classes;
+mod generate;
 mod health_policy;
+mod incremental;
 mod lb_canary;
 mod lb_crd;
 mod lb_policy;
+mod reuse;
 mod routes;
 mod tls;
 mod validation;
@@ -22,6 +25,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use proxy::table::{HostMatch, PathMatch, Route, RoutingTable, ServiceBackend};
+use std::sync::Arc;
 
 /// An Ingress port reference: a number or a name.
 pub(super) enum Port {
@@ -176,7 +180,7 @@ impl IngressBuilder {
     }
 
     pub(super) fn insert(self, store: &mut Store) {
-        store.insert(Object::Ingress(Box::new(self.0)));
+        store.insert(Object::Ingress(Arc::new(self.0)));
     }
 }
 
@@ -201,7 +205,7 @@ pub(super) fn ingress_class(
             parameters: None,
         }),
     };
-    store.insert(Object::IngressClass(Box::new(class)));
+    store.insert(Object::IngressClass(Arc::new(class)));
 }
 
 /// A ClusterIP Service with `(name, port)` ports.
@@ -231,7 +235,7 @@ pub(super) fn service(
         }),
         status: None,
     };
-    store.insert(Object::Service(Box::new(svc)));
+    store.insert(Object::Service(Arc::new(svc)));
 }
 
 /// Builds an EndpointSlice for one Service.
@@ -302,7 +306,7 @@ impl SliceBuilder {
     }
 
     pub(super) fn insert(self, store: &mut Store) {
-        store.insert(Object::EndpointSlice(Box::new(self.0)));
+        store.insert(Object::EndpointSlice(Arc::new(self.0.into())));
     }
 }
 

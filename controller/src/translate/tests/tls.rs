@@ -6,9 +6,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use proxy::table::{BackendProtocol, HostTls};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A certificate for `names` with its key, made now (never a checked-in key).
-fn generated(names: &[&str]) -> (String, String) {
+pub(super) fn generated(names: &[&str]) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let params = rcgen::CertificateParams::new(names).expect("params");
     let key = rcgen::KeyPair::generate().expect("key");
@@ -31,7 +32,7 @@ fn tls_secret(store: &mut Store, namespace: &str, name: &str, crt: &str, key: &s
         data: Some(data),
         ..Default::default()
     };
-    store.insert(Object::Secret(Box::new(secret)));
+    store.insert(Object::Secret(Arc::new(secret)));
 }
 
 /// Service `a` (port 80) so that only the Diagnostics under test appear.
@@ -157,7 +158,7 @@ fn backend_protocols_from_annotations_and_app_protocol() {
     if let Some(port) = store
         .services
         .get_mut(&key)
-        .and_then(|s| s.spec.as_mut())
+        .and_then(|s| Arc::make_mut(s).spec.as_mut())
         .and_then(|s| s.ports.as_mut())
         .and_then(|p| p.first_mut())
     {
