@@ -49,19 +49,24 @@ pub struct ServerSettings {
 pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
     let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Result<(), TlsError>>(1);
+    // Dropped when the server thread ends, however it ends (a panic included).
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
     let pingora = {
         let (settings, state) = (settings.clone(), state.clone());
         std::thread::Builder::new()
             .name("pier-proxy".into())
-            .spawn(move || match build(&settings, state) {
-                Ok(server) => {
-                    let _ = built_tx.send(Ok(()));
-                    server.run(RunArgs {
-                        shutdown_signal: Box::new(Relay(stop_rx)),
-                    });
-                }
-                Err(e) => {
-                    let _ = built_tx.send(Err(e));
+            .spawn(move || {
+                let _ended = ended_tx;
+                match build(&settings, state) {
+                    Ok(server) => {
+                        let _ = built_tx.send(Ok(()));
+                        server.run(RunArgs {
+                            shutdown_signal: Box::new(Relay(stop_rx)),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = built_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(ServerError::Thread)?
@@ -76,7 +81,7 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), Serv
         settings.shutdown_timeout,
         &state,
         stop_tx,
-        &pingora,
+        ended_rx,
     ) {
         tracing::error!("cannot handle signals: {e}");
         let _ = pingora.join();

@@ -10,10 +10,9 @@
 use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 /// How often the drain checks the number of requests in flight.
@@ -50,13 +49,14 @@ impl ShutdownSignalWatch for Relay {
 }
 
 /// Runs the shutdown sequence on the calling thread until it is time to return (see the
-/// module doc). `pingora` is the thread running the server; its end also ends this.
+/// module doc). `pingora_ended` completes when the thread running the server ends (its sender
+/// is dropped there), which also ends this.
 pub(crate) fn supervise(
     delay: Duration,
     timeout: Duration,
     state: &ProxyState,
     stop: watch::Sender<Option<Stop>>,
-    pingora: &JoinHandle<()>,
+    pingora_ended: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -64,18 +64,13 @@ pub(crate) fn supervise(
     rt.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let finished = async {
-            while !pingora.is_finished() {
-                tokio::time::sleep(DRAIN_POLL).await;
-            }
-        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {
                 stop.send_replace(Some(Stop::Fast));
                 return Ok(());
             }
-            _ = finished => return Ok(()),
+            _ = pingora_ended => return Ok(()),
         }
         state.start_draining();
         tracing::info!(
