@@ -3,7 +3,8 @@
 #
 #   e2e/bench/run.sh            # full run: every variant, rotated rounds (about 20 minutes)
 #   e2e/bench/run.sh --quick    # one short round per variant (about 5 minutes), a first look
-#   e2e/bench/run.sh --smoke    # start everything, one request through each proxy, no load
+#   e2e/bench/run.sh --smoke    # start everything, one request through each proxy, no load;
+#                               # exit 1 if pier does not answer (CI runs this; no oha needed)
 #
 # Options: --variants "plain keepalive-off tls h2" (default: all; --smoke: plain),
 #          --rounds N, --duration SECONDS (for every variant), --rates "25 50 75" (fixed rates
@@ -64,7 +65,7 @@ VARIANTS=""
 RATES=""
 ALL_VARIANTS="plain keepalive-off tls h2"
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -201,7 +202,7 @@ find_traefik() {
 
 OHA=""; NGINX=""; HAPROXY=""; ENVOY=""; TRAEFIK=""
 install_all() {
-    if ! command -v oha >/dev/null && [ "$INSTALL" = 1 ]; then
+    if ! command -v oha >/dev/null && [ "$INSTALL" = 1 ] && [ "$MODE" != smoke ]; then
         log "installing oha (cargo install oha --locked)"
         cargo install oha --locked >"$WORK/oha-install.log" 2>&1 || log "cargo install oha failed: see below"
     fi
@@ -213,6 +214,11 @@ install_all() {
         echo "oha is required and could not be installed" >&2
         exit 1
     fi
+
+    if ! command -v curl >/dev/null && [ "$INSTALL" = 1 ]; then
+        log "installing curl (apt-get)"; apt_install curl || log "apt-get install curl failed"
+    fi
+    command -v curl >/dev/null || { echo "curl is required (it checks every proxy answers)" >&2; exit 1; }
 
     if ! command -v nginx >/dev/null && ! [ -x /usr/sbin/nginx ] && [ "$INSTALL" = 1 ]; then
         log "installing nginx (apt-get)"; apt_install nginx || log "apt-get install nginx failed"
@@ -656,18 +662,31 @@ log "backend: $BACKEND_KIND on ${URL_OF[direct]}"
 for s in "${SKIPPED[@]}"; do log "skipped $s"; done
 
 if [ "$MODE" = smoke ]; then
+    # A peer that cannot be installed or started is skipped; pier not answering 200 over the
+    # variant's protocol fails the smoke test (exit 1).
+    PIER_FAILED=()
     for v in $VARIANTS; do
-        start_variant "$v" || continue
+        if ! start_variant "$v"; then
+            PIER_FAILED+=("$v: pier did not start or did not answer")
+            continue
+        fi
         names=("${TARGETS[@]}")
         variant_has_direct "$v" && names=(direct "${TARGETS[@]}")
         for name in "${names[@]}"; do
             pid=${PID_OF[$name]:-${PID_OF[backend]}}
             read -r code version secs <<<"$(probe "$name")"
             log "[$v] $name: $code over HTTP/$version in ${secs}s; pids $(tree_pids "$pid" | xargs) ($(cat "/proc/$pid/comm")), CPUs $(awk '/^Cpus_allowed_list/{print $2}' "/proc/$pid/status"), VmHWM $(hwm_kb "$pid") kB"
+            if [ "$name" = pier ] && [ "$code" != 200 ]; then
+                PIER_FAILED+=("$v: pier answered ${code:-nothing}")
+            fi
         done
         stop_variant
     done
     for s in "${VARIANT_SKIPPED[@]}"; do log "skipped ${s%%:*}:${s#*:}"; done
+    if [ "${#PIER_FAILED[@]}" -gt 0 ]; then
+        for s in "${PIER_FAILED[@]}"; do log "FAILED $s"; done
+        exit 1
+    fi
     log "smoke test done (no load generated, no results written)"
     exit 0
 fi
