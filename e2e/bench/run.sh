@@ -393,7 +393,9 @@ start_proxy() { # name (configured for $VARIANT, files under $VDIR)
                 https_port=$port
                 http_port=$(free_port)
             fi
-            VERSION_OF[pier]="$("$PIER" --version 2>/dev/null | head -n1) (checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty'), release build of $(date -u -r "$PIER" +%Y-%m-%dT%H:%M:%SZ))"
+            local built="release build"
+            [ -z "${PIER_BIN:-}" ] || built="PIER_BIN $PIER"
+            VERSION_OF[pier]="$("$PIER" --version 2>/dev/null | head -n1) (checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty'), $built of $(date -u -r "$PIER" +%Y-%m-%dT%H:%M:%SZ))"
             start_proc pier proxy "$PIER" run --manifests "$VDIR/pier-manifests" \
                 --http-listen "127.0.0.1:$http_port" --https-listen "127.0.0.1:$https_port" \
                 --admin-listen "127.0.0.1:$(free_port)" --threads "$WORKERS" \
