@@ -40,8 +40,8 @@ impl StatusClass {
 }
 
 impl StatusClass {
-    /// Every class, in the order of their discriminants.
-    const ALL: usize = 6;
+    /// How many classes there are (`None` is the last).
+    const COUNT: usize = StatusClass::None as usize + 1;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -93,7 +93,7 @@ pub struct RouteLabels {
 /// needs no label hashing or map lookup. Series appear only once used.
 #[derive(Debug, Default)]
 pub struct RouteMetrics {
-    requests: [OnceLock<Counter>; StatusClass::ALL],
+    requests: [OnceLock<Counter>; StatusClass::COUNT],
     latency: OnceLock<Histogram>,
 }
 
@@ -168,26 +168,12 @@ impl ProxyMetrics {
             .inc();
     }
 
-    /// Records one answered request: its route (`None`: nothing matched), status (0: nothing
-    /// was sent) and, when it went to an endpoint, the time from the first attempt until the
-    /// response was done.
-    pub fn record_request(
-        &self,
-        route: Option<&Arc<str>>,
-        code: u16,
-        upstream_time: Option<std::time::Duration>,
-    ) {
-        let route = RouteLabel(route.cloned());
-        if let Some(time) = upstream_time {
-            self.upstream_latency
-                .get_or_create(&RouteLabels {
-                    route: route.clone(),
-                })
-                .observe(time.as_secs_f64());
-        }
+    /// Records one request no route matched (answered by pier itself): status (0: nothing was
+    /// sent).
+    pub fn record_unrouted(&self, code: u16) {
         self.requests
             .get_or_create(&RequestLabels {
-                route,
+                route: RouteLabel(None),
                 code: StatusClass::of(code),
             })
             .inc();
@@ -251,9 +237,17 @@ mod tests {
         let (before, after) = (RouteMetrics::default(), RouteMetrics::default());
         let ms = Some(Duration::from_millis(3));
         metrics.record_route(&route, &before, 200, ms);
+        // The handles are resolved on first use and kept for the next requests.
+        assert!(before.requests[StatusClass::Success as usize]
+            .get()
+            .is_some());
+        assert!(before.latency.get().is_some());
+        assert!(after.requests[StatusClass::Success as usize]
+            .get()
+            .is_none());
         metrics.record_route(&route, &after, 204, ms);
         metrics.record_route(&route, &after, 503, None);
-        metrics.record_request(None, 404, None);
+        metrics.record_unrouted(404);
         let text = exposition(&metrics);
         assert!(
             text.contains("pier_requests_total{route=\"shop/web\",code=\"2xx\"} 2"),

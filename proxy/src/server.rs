@@ -122,7 +122,7 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
     let mut options = HttpServerOptions::default();
     options.h2c = true;
     general.server_options = Some(options);
-    let app = PierApp::new(state, general, true);
+    let app = PierApp::new(state, general);
     let mut http = Service::new("pier http".to_string(), app);
     // The fast path reads into its own buffers, so Pingora's 64 KiB read buffer per
     // connection (zeroed at every accept) is left out; its small write buffer stays for the

@@ -333,11 +333,7 @@ impl ProxyHttp for PierProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if upstream_response.status.is_server_error() {
-            ctx.attempt_failed();
-        } else {
-            ctx.attempt_succeeded();
-        }
+        ctx.attempt_answered(upstream_response.status.as_u16());
         Ok(())
     }
 
@@ -420,7 +416,7 @@ impl ProxyHttp for PierProxy {
                 .state
                 .metrics
                 .record_route(&t.label, &t.metrics, code, upstream_time),
-            None => self.state.metrics.record_request(None, code, upstream_time),
+            None => self.state.metrics.record_unrouted(code),
         }
         if let Some(started) = ctx.started {
             let req = session.req_header();

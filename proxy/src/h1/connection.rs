@@ -10,6 +10,7 @@ use super::{PierApp, H2_PREFACE};
 use crate::access;
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, RequestHeaders};
+use crate::router::RouteTarget;
 use crate::state::ProxyState;
 use bytes::{Buf, BytesMut};
 use pingora::protocols::Stream;
@@ -294,13 +295,11 @@ async fn respond(
     closing: bool,
 ) -> Served {
     let close = head.close || closing;
+    let tls = state.tls.current();
     if !io.peer.tls {
-        let location = state
-            .tls
-            .current()
-            .policies
-            .redirect_location(head.host, head.target);
+        let location = tls.policies.redirect_location(head.host, head.target);
         if let Some(location) = location {
+            drop(tls);
             return answer(
                 state,
                 io,
@@ -315,6 +314,7 @@ async fn respond(
     }
     let target = state.router().route(head.host, head.path).cloned();
     let Some(target) = target else {
+        drop(tls);
         return answer(state, io, None, answer::NO_ROUTE, None, head, close).await;
     };
     let pick = PickContext {
@@ -323,29 +323,26 @@ async fn respond(
         path: head.path,
         query: head.query,
     };
-    let service = target
-        .group
-        .pick_service(&pick, &mut fastrand::Rng::new())
-        .cloned();
+    let mut rng = fastrand::Rng::new();
+    let service = target.group.pick_service(&pick, &mut rng).cloned();
     let service = match service {
         Some(s) if s.unavailable.is_none() && s.has_endpoints() => s,
         _ => {
-            let label = Some(&target.label);
-            return answer(state, io, label, answer::NO_ENDPOINT, None, head, close).await;
+            drop(tls);
+            let target = Some(&target);
+            return answer(state, io, target, answer::NO_ENDPOINT, None, head, close).await;
         }
     };
-    let hsts = {
-        let tls = state.tls.current();
-        if !tls.upstreams.is_plain_http1(&service.id) {
-            // HTTPS and h2c backends: Pingora's connectors speak those.
-            return Served::answered(Next::HandOff("HTTPS or h2c backend"), 0, None);
-        }
-        if io.peer.tls {
-            tls.policies.lookup(head.host).and_then(|p| p.hsts.clone())
-        } else {
-            None
-        }
+    if !tls.upstreams.is_plain_http1(&service.id) {
+        // HTTPS and h2c backends: Pingora's connectors speak those.
+        return Served::answered(Next::HandOff("HTTPS or h2c backend"), 0, None);
+    }
+    let hsts = if io.peer.tls {
+        tls.policies.lookup(head.host).and_then(|p| p.hsts.clone())
+    } else {
+        None
     };
+    drop(tls);
     let request = Request {
         head,
         body,
@@ -353,7 +350,7 @@ async fn respond(
         hsts,
         close,
     };
-    let done = exchange::run(io, state, &service, &request).await;
+    let done = exchange::run(io, state, &service, &request, &mut rng).await;
     state.metrics.record_route(
         &target.label,
         &target.metrics,
@@ -376,7 +373,7 @@ async fn respond(
 async fn answer(
     state: &ProxyState,
     io: &mut Io,
-    route: Option<&Arc<str>>,
+    target: Option<&RouteTarget>,
     answer: Answer,
     location: Option<&str>,
     head: &RequestHead<'_>,
@@ -385,7 +382,13 @@ async fn answer(
     super::answer::write(&mut io.out, answer, location, head.is_head(), close);
     let sent = io.send_out().await.is_ok();
     let status = if sent { answer.code } else { 0 };
-    state.metrics.record_request(route, status, None);
+    let route = target.map(|t| &t.label);
+    match target {
+        Some(t) => state
+            .metrics
+            .record_route(&t.label, &t.metrics, status, None),
+        None => state.metrics.record_unrouted(status),
+    }
     if sent && !head.is_head() {
         io.body_sent = answer.body.len() as u64;
     }

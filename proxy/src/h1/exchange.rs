@@ -94,22 +94,22 @@ pub(super) struct Answered {
     pub close_client: bool,
 }
 
-/// Runs the exchange and relays the response (or pier's answer) to the client.
+/// Runs the exchange and relays the response (or pier's answer) to the client; `io.body_sent`
+/// counts from zero (the caller resets it per request).
 pub(super) async fn run(
     io: &mut Io,
     state: &ProxyState,
     service: &ServiceBalancer,
     req: &Request<'_>,
+    rng: &mut fastrand::Rng,
 ) -> Exchanged {
     let started = Instant::now();
-    io.body_sent = 0;
     let upstream = &service.policy().upstream;
-    let mut rng = fastrand::Rng::new();
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut set_cookie: Option<String> = None;
     forward::write_request(&mut io.out, req.head, &io.peer, req.body);
     let failed = loop {
-        let Some(pick) = service.pick(&req.pick, &tried, &mut rng) else {
+        let Some(pick) = service.pick(&req.pick, &tried, rng) else {
             break answer::UPSTREAM_FAILED;
         };
         let addr = pick.address;
@@ -124,11 +124,7 @@ pub(super) async fn run(
         };
         match attempt(io, addr, upstream, req.head.is_head(), add, started).await {
             Ok(answered) => {
-                if answered.code >= 500 {
-                    service.record_failure(pick.guard.state(), addr);
-                } else {
-                    service.record_success(pick.guard.state(), addr);
-                }
+                service.record_answer(pick.guard.state(), addr, answered.code);
                 let code = answered.code;
                 let (relayed, reusable) = relay(io, answered, upstream.read_timeout).await;
                 let finished = Instant::now();
@@ -149,8 +145,7 @@ pub(super) async fn run(
                 service.record_failure(pick.guard.state(), addr);
                 let allowed = !failure.committed
                     && (failure.before_send || req.head.is_idempotent())
-                    && tried.len() <= upstream.retries as usize
-                    && service.has_untried(&tried);
+                    && service.may_retry(&tried);
                 if !allowed {
                     if failure.committed {
                         return Exchanged {

@@ -2,7 +2,7 @@
 //! without hop-by-hop fields, plus the forwarding fields pier sets. Written into one buffer so
 //! head and (buffered) body leave in one write.
 
-use super::head::{tokens, RequestHead};
+use super::head::{ConnectionNamed, RequestHead};
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -76,18 +76,7 @@ pub(super) fn write_request(
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    // Field names listed in `Connection` (beyond `close`/`keep-alive`) are hop-by-hop too.
-    let mut named = [&b""[..]; 8];
-    let mut n_named = 0;
-    for h in head.headers.iter().filter(|h| is(h.name, "connection")) {
-        for token in tokens(h.value) {
-            if n_named < named.len() {
-                named[n_named] = token;
-                n_named += 1;
-            }
-        }
-    }
-    let named = &named[..n_named];
+    let named = ConnectionNamed::of(head.headers);
     let mut forwarded_for = false;
     for h in head.headers {
         let name = h.name;
@@ -95,10 +84,7 @@ pub(super) fn write_request(
             forwarded_for |= is(name, "x-forwarded-for") && !h.value.trim_ascii().is_empty();
             continue;
         }
-        if named
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
-        {
+        if named.contains(name) {
             continue;
         }
         field(out, name.as_bytes(), h.value);

@@ -171,6 +171,42 @@ pub(super) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
+/// Field names a message lists in its `Connection` fields (other than `keep-alive`): hop-by-hop
+/// like `Connection` itself, so never forwarded. At most eight are kept.
+pub(super) struct ConnectionNamed<'b> {
+    names: [&'b [u8]; 8],
+    len: usize,
+}
+
+impl<'b> ConnectionNamed<'b> {
+    /// The names listed in the `Connection` fields among `headers`.
+    pub fn of(headers: &[httparse::Header<'b>]) -> ConnectionNamed<'b> {
+        let mut named = ConnectionNamed {
+            names: [&b""[..]; 8],
+            len: 0,
+        };
+        for h in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        {
+            for token in tokens(h.value) {
+                if named.len < named.names.len() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    named.names[named.len] = token;
+                    named.len += 1;
+                }
+            }
+        }
+        named
+    }
+
+    /// Whether `name` is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names[..self.len]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,13 +46,15 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct PierApp {
     state: Arc<ProxyState>,
     general: Arc<HttpProxy<PierProxy>>,
+    /// Accept HTTP/2 with prior knowledge on clear-text connections (as `general` does).
     h2c: bool,
 }
 
 impl PierApp {
-    /// Serves HTTP/1.1 itself and hands everything else to `general`. `h2c`: accept HTTP/2
-    /// with prior knowledge on clear-text connections.
-    pub fn new(state: Arc<ProxyState>, general: HttpProxy<PierProxy>, h2c: bool) -> PierApp {
+    /// Serves HTTP/1.1 itself and hands everything else to `general`; clear-text HTTP/2 with
+    /// prior knowledge is accepted when `general`'s server options allow h2c.
+    pub fn new(state: Arc<ProxyState>, general: HttpProxy<PierProxy>) -> PierApp {
+        let h2c = general.server_options.as_ref().is_some_and(|o| o.h2c);
         PierApp {
             state,
             general: Arc::new(general),

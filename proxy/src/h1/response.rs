@@ -1,7 +1,7 @@
 //! The endpoint's response head: parsed in place, its body framing decided (RFC 9112 §6.3),
 //! and rewritten for the client without the fields that describe the upstream connection.
 
-use super::head::{parse_length, tokens};
+use super::head::{parse_length, tokens, ConnectionNamed};
 use std::mem::MaybeUninit;
 
 /// Most header fields an upstream response may have.
@@ -145,20 +145,7 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
     out.push(b' ');
     out.extend_from_slice(head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    // Field names listed in `Connection` (beyond `close`/`keep-alive`) are hop-by-hop too.
-    let mut named = [&b""[..]; 8];
-    let mut n_named = 0;
-    for h in head.headers {
-        if h.name.eq_ignore_ascii_case("connection") {
-            for token in tokens(h.value) {
-                if n_named < named.len() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                    named[n_named] = token;
-                    n_named += 1;
-                }
-            }
-        }
-    }
-    let named = &named[..n_named];
+    let named = ConnectionNamed::of(head.headers);
     let chunked = head.framing == Framing::Chunked;
     for h in head.headers {
         let name = h.name;
@@ -171,10 +158,7 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
             14 => chunked && name.eq_ignore_ascii_case("content-length"),
             25 => add.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"),
             _ => false,
-        } || (!named.is_empty()
-            && named
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(name.as_bytes())));
+        } || named.contains(name);
         if dropped {
             continue;
         }

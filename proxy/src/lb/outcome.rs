@@ -84,6 +84,22 @@ impl ServiceBalancer {
         &self.policy
     }
 
+    /// Feeds an answer's status to the passive health of `state` at `address`: 5xx is a
+    /// failure, anything else a success.
+    pub fn record_answer(&self, state: &EndpointState, address: SocketAddr, code: u16) {
+        if code >= 500 {
+            self.record_failure(state, address);
+        } else {
+            self.record_success(state, address);
+        }
+    }
+
+    /// Whether the retry budget allows another attempt after `tried` (`retries` extra
+    /// attempts after the first) and an endpoint not in `tried` is left.
+    pub fn may_retry(&self, tried: &[SocketAddr]) -> bool {
+        tried.len() <= self.policy.upstream.retries as usize && self.has_untried(tried)
+    }
+
     /// A request to `state` at `address` got an answer below 500.
     pub fn record_success(&self, state: &EndpointState, address: SocketAddr) {
         if let Some(change) = state.health.passive.success(Instant::now()) {

@@ -13,20 +13,19 @@ impl RequestCtx {
         }
     }
 
-    /// Reports an answer below 500 (ends the endpoint's run of failures).
-    pub(super) fn attempt_succeeded(&self) {
+    /// Reports the status of an answer from the endpoint of the last attempt.
+    pub(super) fn attempt_answered(&self, code: u16) {
         if let (Some(service), Some(guard), Some(addr)) =
             (&self.service, &self.in_flight, self.tried.last())
         {
-            service.record_success(guard.state(), *addr);
+            service.record_answer(guard.state(), *addr, code);
         }
     }
 
-    /// Whether the retry budget of the Service allows another attempt on an untried endpoint
-    /// (`retries` extra attempts after the first).
+    /// Whether the retry budget of the Service allows another attempt on an untried endpoint.
     pub(super) fn may_retry(&self) -> bool {
-        self.service.as_ref().is_some_and(|s| {
-            self.tried.len() <= s.policy().upstream.retries as usize && s.has_untried(&self.tried)
-        })
+        self.service
+            .as_ref()
+            .is_some_and(|s| s.may_retry(&self.tried))
     }
 }
