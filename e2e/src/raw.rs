@@ -37,10 +37,13 @@ impl RawResponse {
     }
 }
 
-/// A client connection that sends raw bytes and reads responses one by one.
+/// A connection that sends raw bytes and reads messages one by one: responses on a client
+/// connection, requests on one a test backend accepted.
 pub struct RawConnection {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Longest wait for one read (`None`: a backend waits for its client as long as it likes).
+    read_timeout: Option<Duration>,
 }
 
 impl RawConnection {
@@ -53,7 +56,18 @@ impl RawConnection {
         Ok(RawConnection {
             stream,
             buf: Vec::new(),
+            read_timeout: Some(READ_TIMEOUT),
         })
+    }
+
+    /// The server side of a connection a test backend accepted.
+    pub fn accepted(stream: TcpStream) -> RawConnection {
+        let _ = stream.set_nodelay(true);
+        RawConnection {
+            stream,
+            buf: Vec::new(),
+            read_timeout: None,
+        }
     }
 
     /// Writes `bytes` as they are.
@@ -64,15 +78,19 @@ impl RawConnection {
     /// Reads one response (an interim 1xx response counts as one). `head_request`: the
     /// request was HEAD, so no body follows.
     pub async fn read_response(&mut self, head_request: bool) -> anyhow::Result<RawResponse> {
-        let (status, headers, head_len) = loop {
-            if let Some(parsed) = parse_head(&self.buf)? {
-                break parsed;
+        let (status_line, headers) = loop {
+            if let Some(head) = self.take_head()? {
+                break head;
             }
             if self.fill().await? == 0 {
                 bail!("connection closed before a response head");
             }
         };
-        self.buf.drain(..head_len);
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("status line {status_line:?}"))?;
         let response = RawResponse {
             status,
             headers,
@@ -105,12 +123,56 @@ impl RawConnection {
         )
     }
 
+    /// Reads one request (head and `Content-Length` body); `None` when the client closed the
+    /// connection before a complete head.
+    pub async fn read_request(&mut self) -> anyhow::Result<Option<RawRequest>> {
+        let (request_line, headers) = loop {
+            if let Some(head) = self.take_head()? {
+                break head;
+            }
+            if self.fill().await? == 0 {
+                return Ok(None);
+            }
+        };
+        let target = request_line.split(' ').nth(1).unwrap_or("").to_string();
+        let length: usize = first_value(&headers, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = self.read_exact_body(length).await?;
+        Ok(Some(RawRequest {
+            target,
+            headers,
+            body,
+        }))
+    }
+
+    /// Takes a complete head off the buffer: its first line and its fields; `None` if the
+    /// head is not complete yet.
+    fn take_head(&mut self) -> anyhow::Result<Option<(String, Fields)>> {
+        let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&self.buf[..end]).context("head is not text")?;
+        let mut lines = text.split("\r\n");
+        let first = lines.next().unwrap_or("").to_string();
+        let fields = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        self.buf.drain(..end + 4);
+        Ok(Some((first, fields)))
+    }
+
     async fn fill(&mut self) -> anyhow::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(READ_TIMEOUT, self.stream.read(&mut chunk))
-            .await
-            .map_err(|_| anyhow!("read timed out"))?
-            .context("read")?;
+        let read = self.stream.read(&mut chunk);
+        let n = match self.read_timeout {
+            Some(limit) => tokio::time::timeout(limit, read)
+                .await
+                .map_err(|_| anyhow!("read timed out"))?,
+            None => read.await,
+        }
+        .context("read")?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -156,31 +218,9 @@ impl RawConnection {
     }
 }
 
-/// Parses a response head: (status, fields, head length), `None` if incomplete.
-fn parse_head(buf: &[u8]) -> anyhow::Result<Option<(u16, Fields, usize)>> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let text = std::str::from_utf8(&buf[..end]).context("head is not text")?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("status line {status_line:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(Some((status, headers, end + 4)))
-}
-
 /// A request as a test backend received it.
 #[derive(Debug, Clone)]
 pub struct RawRequest {
-    /// Method token.
-    pub method: String,
     /// Request target.
     pub target: String,
     /// Header fields.
@@ -201,53 +241,4 @@ fn first_value<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
-}
-
-/// Reads one request from `stream` (head and `Content-Length` body) into `buf`, which may
-/// hold bytes of the next request afterwards; `None` when the client closed the connection.
-pub async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> anyhow::Result<Option<RawRequest>> {
-    let end = loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = text.split("\r\n");
-    let mut request_line = lines.next().unwrap_or("").split(' ');
-    let method = request_line.next().unwrap_or("").to_string();
-    let target = request_line.next().unwrap_or("").to_string();
-    let headers: Fields = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    buf.drain(..end + 4);
-    while buf.len() < length {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("client closed mid-body");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf.drain(..length).collect();
-    Ok(Some(RawRequest {
-        method,
-        target,
-        headers,
-        body,
-    }))
 }

@@ -3,10 +3,9 @@
 //! connection that the endpoint closed, a broken endpoint, and what goes to the general path.
 
 use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
-use e2e::raw::{read_request, RawConnection};
+use e2e::raw::RawConnection;
 use e2e::{Echo, Pier};
 use std::net::{Ipv4Addr, SocketAddr};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const HOST: &str = "fast.example";
@@ -36,10 +35,10 @@ async fn scripted_backend(ip: Ipv4Addr) -> SocketAddr {
     addr
 }
 
-async fn serve_connection(mut stream: TcpStream) {
-    let mut buf = Vec::new();
+async fn serve_connection(stream: TcpStream) {
+    let mut conn = RawConnection::accepted(stream);
     let mut nth = 0;
-    while let Ok(Some(request)) = read_request(&mut stream, &mut buf).await {
+    while let Ok(Some(request)) = conn.read_request().await {
         nth += 1;
         let field = |name: &str| request.header(name).unwrap_or("-").to_string();
         let body = request.body.clone();
@@ -60,10 +59,10 @@ async fn serve_connection(mut stream: TcpStream) {
                 5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"
                 .to_vec(),
             "/until-close" => {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ")
+                let _ = conn
+                    .send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ")
                     .await;
-                let _ = stream.write_all(b"close").await;
+                let _ = conn.send(b"close").await;
                 return;
             }
             "/early-hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
@@ -85,7 +84,7 @@ async fn serve_connection(mut stream: TcpStream) {
             }
             _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
         };
-        if stream.write_all(&reply).await.is_err() {
+        if conn.send(&reply).await.is_err() {
             return;
         }
     }
