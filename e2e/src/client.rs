@@ -214,3 +214,23 @@ impl KeepAliveConnection {
             .with_context(|| format!("request {path_and_query} (host {host}) timed out"))?
     }
 }
+
+/// An HTTP/2 connection with prior knowledge (clear-text, no upgrade) to `addr`, driven by a
+/// spawned task; requests go through the returned sender.
+pub async fn h2c_connect(
+    addr: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect {addr}"))?;
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .with_context(|| format!("HTTP/2 handshake with {addr}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}

@@ -231,6 +231,18 @@ impl Pier {
         self.client.get(self.admin, &host, path).await
     }
 
+    /// The `pier_general_path_connections_total` series: client connections the general
+    /// path served rather than the HTTP/1.1 fast path, as `(reason, count)`.
+    pub async fn general_path_counts(&self) -> Vec<(String, u64)> {
+        let metrics = self.admin_get("/metrics").await.expect("metrics").text();
+        metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("pier_general_path_connections_total{reason=\""))
+            .filter_map(|l| l.split_once("\"} "))
+            .map(|(reason, n)| (reason.to_string(), n.trim().parse().unwrap_or(0)))
+            .collect()
+    }
+
     /// The client used by [`Pier::get`] (keep-alive pool).
     pub fn client(&self) -> &HttpClient {
         &self.client

@@ -6,7 +6,6 @@ use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
 use e2e::raw::RawConnection;
 use e2e::{Echo, Pier};
 use http_body_util::Empty;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -50,18 +49,16 @@ async fn every_request_gets_one_line_from_either_path() {
     assert_eq!(http1(&pier, post).await, 200);
     assert_eq!(http1(&pier, unknown).await, 404);
     // HTTP/2 with prior knowledge: the general path.
-    let stream = tokio::net::TcpStream::connect(pier.http_addr())
-        .await
-        .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
     let request = http::Request::get("http://log.example/over/h2")
         .body(Empty::<Bytes>::new())
         .unwrap();
     assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    // The HTTP/1.1 requests were the fast path's, the HTTP/2 one the general path's.
+    assert_eq!(
+        pier.general_path_counts().await,
+        vec![("HTTP/2".to_string(), 1)]
+    );
 
     let found = e2e::poll_until(Duration::from_secs(5), || async {
         let lines = entries(&pier);

@@ -105,15 +105,9 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n")
 }
 
-/// The `pier_general_path_connections` series, as `(reason, count)`.
+/// What the general path served so far, as `(reason, count)`.
 async fn general_path_counts(pier: &Pier) -> Vec<(String, u64)> {
-    let metrics = pier.admin_get("/metrics").await.expect("metrics").text();
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("pier_general_path_connections_total{reason=\""))
-        .filter_map(|l| l.split_once("\"} "))
-        .map(|(reason, n)| (reason.to_string(), n.trim().parse().unwrap_or(0)))
-        .collect()
+    pier.general_path_counts().await
 }
 
 #[tokio::test]
@@ -209,6 +203,16 @@ async fn bodies_framings_and_pipelining_on_one_connection() {
         "all of this is the fast path's: {:?}",
         general_path_counts(&pier).await
     );
+    // The count is live: a request the fast path does not serve shows up in it.
+    let mut old = RawConnection::connect(pier.http_addr()).await.unwrap();
+    old.send(format!("GET /chunked HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(old.read_response(false).await.unwrap().status, 200);
+    assert_eq!(
+        general_path_counts(&pier).await,
+        vec![("HTTP/1.0".to_string(), 1)]
+    );
 }
 
 #[tokio::test]
@@ -232,6 +236,7 @@ async fn a_pooled_connection_closed_by_the_endpoint_is_replaced_transparently() 
         let r = conn.read_response(false).await.unwrap();
         assert_eq!((r.status, r.text()), (200, body), "request {i}");
     }
+    assert_eq!(general_path_counts(&pier).await, vec![]);
 }
 
 #[tokio::test]
@@ -246,6 +251,7 @@ async fn a_broken_endpoint_gets_502_and_the_client_connection_survives() {
     conn.send(get("/chunked").as_bytes()).await.unwrap();
     let r = conn.read_response(false).await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+    assert_eq!(general_path_counts(&pier).await, vec![]);
 }
 
 #[tokio::test]
@@ -267,6 +273,7 @@ async fn an_endpoint_that_does_not_answer_gets_504_after_the_read_timeout() {
     // The client connection is still good.
     conn.send(get("/chunked").as_bytes()).await.unwrap();
     assert_eq!(conn.read_response(false).await.unwrap().status, 200);
+    assert_eq!(general_path_counts(&pier).await, vec![]);
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@ use bytes::Bytes;
 use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
 use e2e::{free_port, Echo, Pier};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::{Ipv4Addr, SocketAddr};
 
 #[tokio::test]
@@ -70,14 +69,9 @@ async fn http2_prior_knowledge_is_routed_by_authority() {
     ])
     .await;
 
-    let stream = tokio::net::TcpStream::connect(pier.http_addr())
+    let mut sender = e2e::client::h2c_connect(pier.http_addr())
         .await
-        .expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake (pier must accept h2c)");
-    tokio::spawn(conn);
+        .expect("h2 handshake (pier must accept h2c)");
     // The authority carries the host (with case and port to normalise); no Host header.
     let request = http::Request::get("http://H2.Example:4430/some/path?q=1")
         .body(Empty::<Bytes>::new())
