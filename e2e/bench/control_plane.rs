@@ -247,9 +247,10 @@ fn load_label(loaded: bool) -> &'static str {
 async fn main() {
     e2e::prefer_release_binary();
     let plan = Plan::from_args();
-    let started_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    // Whole seconds: `started_at` prints as `YYYY-MM-DDTHH:MM:SSZ`.
+    let started_at = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_default();
     let pier_version = std::process::Command::new(e2e::pier_bin())
         .arg("--version")
         .output()
@@ -467,8 +468,8 @@ async fn main() {
     let out = json!({
         "schema": 1,
         "mode": if plan.quick { "quick" } else { "full" },
-        "started_at_unix": started_at,
-        "started_at": format_utc(started_at),
+        "started_at_unix": started_at.as_second(),
+        "started_at": started_at.to_string(),
         "machine": machine(),
         "pier": format!("{pier_version} ({})", e2e::pier_bin().display()),
         "endpoints_per_service": ENDPOINTS_PER_SERVICE,
@@ -506,15 +507,4 @@ fn row(change: &str, source: &Source, routes: usize, loaded: bool, stats: &Stats
     v["routes"] = json!(routes);
     v["load"] = json!(load_label(loaded));
     v
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time.
-fn format_utc(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .map_or_else(
-            || format!("{secs} s after the Unix epoch"),
-            |t| t.to_string(),
-        )
 }

@@ -1,7 +1,7 @@
 //! Memory per idle keep-alive client connection: N clients each send one request over their
 //! own connection and then stay connected without sending anything. Prints the proxy's
 //! resident memory growth per connection right after the answers and once idle connections
-//! have settled, for pier and, when `nginx` is on the PATH, for nginx configured like the
+//! have settled, for pier and, when nginx is installed (`/usr/sbin` or `/usr/bin`), for nginx configured like the
 //! side-by-side benchmark (`e2e/bench/peers/nginx.conf`).
 //!
 //! `cargo bench -p pier-e2e --bench idle_connections [-- --connections N]` (default 2,000;
@@ -22,15 +22,7 @@ const SETTLE: Duration = Duration::from_secs(12);
 
 /// Resident memory (`VmRSS`) of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    e2e::bench::proc_status_kib(pid, "VmRSS").unwrap_or(0)
 }
 
 /// Opens `n` connections to `addr`, one request each, and returns them (still open).
@@ -132,14 +124,9 @@ async fn main() {
     let dir = TempDir::new("idle-nginx");
     match start_nginx(&dir, echo.addr()) {
         Some((mut child, addr)) => {
-            let ready = e2e::poll_until(Duration::from_secs(5), || async {
-                TcpStream::connect(addr)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .is_ok();
+            let ready = e2e::net::wait_connectable(addr, Duration::from_secs(5))
+                .await
+                .is_ok();
             match (ready, nginx_worker(child.id())) {
                 (true, Some(worker)) => measure("nginx", worker, addr, n).await,
                 _ => println!("| nginx | did not start | | |"),

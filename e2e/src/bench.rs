@@ -123,10 +123,16 @@ pub async fn until_status(
 /// Peak resident set size (`VmHWM` of `/proc/PID/status`) in KiB; `None` off Linux or when the
 /// process is gone.
 pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM")
+}
+
+/// A size field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …) in KiB; `None` off Linux or when
+/// the process is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
