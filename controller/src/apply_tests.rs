@@ -8,10 +8,7 @@ use proxy::ProxyState;
 use serde_json::json;
 
 fn object(value: serde_json::Value) -> Object {
-    crate::source::parse_manifest(&value.to_string())
-        .expect("valid object")
-        .pop()
-        .expect("one object")
+    crate::source::parse_one(&value.to_string())
 }
 
 fn slice(address: &str) -> Object {

@@ -4,11 +4,12 @@
 
 mod slice;
 
-pub use slice::{EndpointSlice, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL};
+pub use slice::{EndpointSlice, SliceEndpoint, SlicePort};
 
 use crds::BackendPolicy;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -115,22 +116,58 @@ pub fn find<'m, V>(map: &'m BTreeMap<ObjectKey, V>, namespace: &str, name: &str)
     map.get(&(namespace, name) as &dyn KeyRef)
 }
 
+/// `namespace/name`, or `name` alone without a namespace.
+struct KeyName<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for KeyName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let KeyName(namespace, name) = *self;
+        if namespace.is_empty() {
+            f.write_str(name)
+        } else {
+            write!(f, "{namespace}/{name}")
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.namespace.is_empty() {
-            f.write_str(&self.name)
-        } else {
-            write!(f, "{}/{}", self.namespace, self.name)
-        }
+        KeyName(&self.namespace, &self.name).fmt(f)
     }
 }
 
 /// `namespace/name` (`name` alone without a namespace), as [`ObjectKey`] displays.
 pub fn key_name(namespace: &str, name: &str) -> String {
-    if namespace.is_empty() {
-        name.to_string()
-    } else {
-        format!("{namespace}/{name}")
+    KeyName(namespace, name).to_string()
+}
+
+/// What [`Store::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// No object of that kind and key was there.
+    Added,
+    /// One was there and differed: replaced.
+    Replaced,
+    /// An equal one was there and was kept.
+    Unchanged,
+}
+
+/// Puts `new` under `key` in one kind's map, keeping an equal object already there.
+fn put<V: PartialEq>(
+    map: &mut BTreeMap<ObjectKey, Arc<V>>,
+    key: ObjectKey,
+    new: Arc<V>,
+) -> Inserted {
+    match map.entry(key) {
+        Entry::Vacant(slot) => {
+            slot.insert(new);
+            Inserted::Added
+        }
+        Entry::Occupied(slot) if **slot.get() == *new => Inserted::Unchanged,
+        Entry::Occupied(mut slot) => {
+            slot.insert(new);
+            Inserted::Replaced
+        }
     }
 }
 
@@ -186,19 +223,6 @@ impl Object {
         }
     }
 
-    /// Whether both are the same allocation (the same version of the same object).
-    pub fn same_allocation(&self, other: &Object) -> bool {
-        match (self, other) {
-            (Object::Ingress(a), Object::Ingress(b)) => Arc::ptr_eq(a, b),
-            (Object::IngressClass(a), Object::IngressClass(b)) => Arc::ptr_eq(a, b),
-            (Object::Service(a), Object::Service(b)) => Arc::ptr_eq(a, b),
-            (Object::EndpointSlice(a), Object::EndpointSlice(b)) => Arc::ptr_eq(a, b),
-            (Object::Secret(a), Object::Secret(b)) => Arc::ptr_eq(a, b),
-            (Object::BackendPolicy(a), Object::BackendPolicy(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
     /// `(namespace, name)` as the object says.
     fn names(&self) -> (Option<&str>, Option<&str>) {
         let meta = match self {
@@ -243,17 +267,18 @@ impl Object {
 }
 
 impl Store {
-    /// Inserts (or replaces) an object. Returns the replaced object's presence.
-    pub fn insert(&mut self, object: Object) -> bool {
+    /// Inserts (or replaces) an object. An object equal in value to the one already there
+    /// leaves that one in place, so translate() sees it unchanged (same `Arc`).
+    pub fn insert(&mut self, object: Object) -> Inserted {
         let object = object.with_namespace();
         let key = object.key();
         match object {
-            Object::Ingress(o) => self.ingresses.insert(key, o).is_some(),
-            Object::IngressClass(o) => self.ingress_classes.insert(key, o).is_some(),
-            Object::Service(o) => self.services.insert(key, o).is_some(),
-            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, o).is_some(),
-            Object::Secret(o) => self.secrets.insert(key, o).is_some(),
-            Object::BackendPolicy(o) => self.backend_policies.insert(key, o).is_some(),
+            Object::Ingress(o) => put(&mut self.ingresses, key, o),
+            Object::IngressClass(o) => put(&mut self.ingress_classes, key, o),
+            Object::Service(o) => put(&mut self.services, key, o),
+            Object::EndpointSlice(o) => put(&mut self.endpoint_slices, key, o),
+            Object::Secret(o) => put(&mut self.secrets, key, o),
+            Object::BackendPolicy(o) => put(&mut self.backend_policies, key, o),
         }
     }
 
@@ -316,5 +341,48 @@ impl Store {
             && same(&self.endpoint_slices, &other.endpoint_slices)
             && same(&self.secrets, &other.secrets)
             && same(&self.backend_policies, &other.backend_policies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn service(port_name: &str) -> Arc<Service> {
+        let mut service = Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("shop".into()),
+                ..ObjectMeta::default()
+            },
+            ..Service::default()
+        };
+        service.metadata.labels = Some([("port".to_string(), port_name.to_string())].into());
+        Arc::new(service)
+    }
+
+    #[test]
+    fn an_equal_object_keeps_the_one_held_and_a_different_one_replaces_it() {
+        let mut store = Store::default();
+        let first = service("http");
+        assert_eq!(
+            store.insert(Object::Service(first.clone())),
+            Inserted::Added
+        );
+        // An equal copy (a re-list, a file rewritten as it was) leaves the held one in place.
+        assert_eq!(
+            store.insert(Object::Service(service("http"))),
+            Inserted::Unchanged
+        );
+        let held = find(&store.services, "shop", "web").expect("held");
+        assert!(Arc::ptr_eq(held, &first));
+        let changed = service("grpc");
+        assert_eq!(
+            store.insert(Object::Service(changed.clone())),
+            Inserted::Replaced
+        );
+        let held = find(&store.services, "shop", "web").expect("held");
+        assert!(Arc::ptr_eq(held, &changed));
     }
 }

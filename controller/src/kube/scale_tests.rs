@@ -17,10 +17,7 @@ const ENDPOINTS_PER_SERVICE: usize = 10;
 const ROUNDS: usize = 20;
 
 fn object(value: serde_json::Value) -> Object {
-    crate::source::parse_manifest(&serde_yaml::to_string(&value).expect("yaml"))
-        .expect("valid object")
-        .pop()
-        .expect("one object")
+    crate::source::parse_one(&serde_yaml::to_string(&value).expect("yaml"))
 }
 
 fn big_store() -> Store {

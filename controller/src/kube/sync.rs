@@ -13,7 +13,7 @@ use crate::diagnostic::Diagnostic;
 use crate::store::{Object, ObjectKey, Store};
 use crate::translate::is_served;
 use k8s_openapi::api::networking::v1::IngressLoadBalancerIngress;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -119,11 +119,16 @@ impl State {
                 return;
             }
             Change::InitDone(kind) => {
+                // The list replaces what the store held of this kind; objects equal to the
+                // ones held keep those (a re-list after a lost watch changes little).
                 let listed = self.listing.remove(&kind).unwrap_or_default();
-                clear(&mut self.store, kind);
+                let mut listed_keys = HashSet::with_capacity(listed.len());
                 for object in listed {
+                    let object = object.with_namespace();
+                    listed_keys.insert(object.key());
                     self.store.insert(object);
                 }
+                retain(&mut self.store, kind, |key| listed_keys.contains(key));
                 if self.synced.insert(kind) {
                     tracing::info!(?kind, "initial list complete");
                 }
@@ -224,14 +229,15 @@ fn uid_of(store: &Store, kind: &str, object: &str) -> Option<String> {
     meta.uid.clone()
 }
 
-fn clear(store: &mut Store, kind: Kind) {
+/// Keeps only the objects of `kind` whose key passes `keep`.
+fn retain(store: &mut Store, kind: Kind, keep: impl Fn(&ObjectKey) -> bool) {
     match kind {
-        Kind::Ingress => store.ingresses = BTreeMap::new(),
-        Kind::IngressClass => store.ingress_classes = BTreeMap::new(),
-        Kind::Service => store.services = BTreeMap::new(),
-        Kind::EndpointSlice => store.endpoint_slices = BTreeMap::new(),
-        Kind::Secret => store.secrets = BTreeMap::new(),
-        Kind::BackendPolicy => store.backend_policies = BTreeMap::new(),
+        Kind::Ingress => store.ingresses.retain(|k, _| keep(k)),
+        Kind::IngressClass => store.ingress_classes.retain(|k, _| keep(k)),
+        Kind::Service => store.services.retain(|k, _| keep(k)),
+        Kind::EndpointSlice => store.endpoint_slices.retain(|k, _| keep(k)),
+        Kind::Secret => store.secrets.retain(|k, _| keep(k)),
+        Kind::BackendPolicy => store.backend_policies.retain(|k, _| keep(k)),
     }
 }
 

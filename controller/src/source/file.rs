@@ -90,17 +90,17 @@ impl FileSource {
         let (mut gone, mut new) = (Vec::new(), Vec::new());
         for path in walked.files {
             let old = previous.remove(&path);
-            let before = old.as_ref().map(|old| old.objects.clone());
-            let Some(state) = read_file(&path, old, &mut diagnostics) else {
-                // Deleted between listing and reading.
-                gone.extend(before.unwrap_or_default());
-                continue;
+            let (state, replaced) = match read_file(&path, old, &mut diagnostics) {
+                Read::Gone(old) => {
+                    // Deleted between listing and reading.
+                    gone.extend(old.map(|old| old.objects).unwrap_or_default());
+                    continue;
+                }
+                Read::Kept(state) => (state, None),
+                Read::Parsed { state, replaced } => (state, Some(replaced)),
             };
-            let same = before
-                .as_ref()
-                .is_some_and(|b| same_objects(b, &state.objects));
-            if !same {
-                gone.extend(before.unwrap_or_default());
+            if let Some(replaced) = replaced {
+                gone.extend(replaced);
                 new.extend(state.objects.iter().cloned());
             }
             self.files.insert(path.clone(), state);
@@ -233,11 +233,6 @@ impl FileSource {
     }
 }
 
-/// Whether two versions of a file hold the very same objects (same allocations).
-fn same_objects(a: &[Object], b: &[Object]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same_allocation(b))
-}
-
 /// Length and 64-bit hash of a file's bytes: equal fingerprints mean unchanged content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint {
@@ -257,54 +252,72 @@ impl Fingerprint {
     }
 }
 
-/// Reads one file and returns its new state, or `None` when the file is gone.
-fn read_file(
-    path: &Path,
-    old: Option<FileState>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<FileState> {
+/// What reading a file gave.
+enum Read {
+    /// The file was deleted between listing and reading; its last state, if it had one.
+    Gone(Option<FileState>),
+    /// Its objects are those it held (content unchanged, unreadable, or no longer parsing).
+    Kept(FileState),
+    /// New content parsed; `replaced` are the objects it held before.
+    Parsed {
+        state: FileState,
+        replaced: Vec<Object>,
+    },
+}
+
+/// Reads `path` whose last state was `old`, parsing only when its content changed; a file
+/// that cannot be read or no longer parses keeps its last objects (and gets a diagnostic).
+fn read_file(path: &Path, old: Option<FileState>, diagnostics: &mut Vec<Diagnostic>) -> Read {
     let content = match std::fs::read(path) {
         Ok(content) => content,
-        // Deleted between listing and reading.
-        Err(error) if error.kind() == ErrorKind::NotFound => return None,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Read::Gone(old),
         Err(error) => {
             let reason = format!("cannot read: {error}");
             tracing::warn!(path = %path.display(), %error, "cannot read manifest file");
             let kept = old.as_ref().map_or(0, |old| old.objects.len());
             diagnostics.push(file_diagnostic(path, &reason, kept));
-            return old;
+            return match old {
+                Some(old) => Read::Kept(old),
+                None => Read::Gone(None),
+            };
         }
     };
-    let state = match old {
-        Some(old) if old.content == Fingerprint::of(&content) => old,
-        old => {
-            let old_objects = old.map(|old| old.objects).unwrap_or_default();
-            match parse_bytes(&content) {
-                Ok(objects) => FileState {
-                    content: Fingerprint::of(&content),
+    let fingerprint = Fingerprint::of(&content);
+    let read = match old {
+        Some(old) if old.content == fingerprint => Read::Kept(old),
+        old => match parse_bytes(&content) {
+            Ok(objects) => Read::Parsed {
+                state: FileState {
+                    content: fingerprint,
                     objects,
                     error: None,
                 },
-                Err(error) => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        %error,
-                        kept_objects = old_objects.len(),
-                        "manifest file does not parse; keeping its previous objects"
-                    );
-                    FileState {
-                        content: Fingerprint::of(&content),
-                        objects: old_objects,
-                        error: Some(error),
-                    }
-                }
+                replaced: old.map(|old| old.objects).unwrap_or_default(),
+            },
+            Err(error) => {
+                let objects = old.map(|old| old.objects).unwrap_or_default();
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    kept_objects = objects.len(),
+                    "manifest file does not parse; keeping its previous objects"
+                );
+                Read::Kept(FileState {
+                    content: fingerprint,
+                    objects,
+                    error: Some(error),
+                })
             }
-        }
+        },
+    };
+    let state = match &read {
+        Read::Kept(state) | Read::Parsed { state, .. } => state,
+        Read::Gone(_) => return read,
     };
     if let Some(error) = &state.error {
         diagnostics.push(file_diagnostic(path, error, state.objects.len()));
     }
-    Some(state)
+    read
 }
 
 fn parse_bytes(content: &[u8]) -> Result<Vec<Object>, String> {

@@ -57,6 +57,14 @@ impl ManifestError {
     }
 }
 
+/// The one object a test manifest (YAML or JSON text) holds.
+#[cfg(test)]
+pub(crate) fn parse_one(text: &str) -> Object {
+    let mut objects = parse_manifest(text).expect("a valid manifest");
+    assert_eq!(objects.len(), 1, "one object in {text}");
+    objects.remove(0)
+}
+
 /// Parses a manifest: every document of the kinds the Store holds becomes an [`Object`];
 /// documents of other kinds (Deployment, Namespace, …) are skipped; empty documents are
 /// skipped; `kind: List` documents contribute their `items`. The first bad document fails the

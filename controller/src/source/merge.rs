@@ -3,7 +3,7 @@
 //! a load that changed a few files updates the previous Store rather than building it again.
 
 use crate::diagnostic::Diagnostic;
-use crate::store::{Object, ObjectKey, Store};
+use crate::store::{Inserted, Object, ObjectKey, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -54,19 +54,17 @@ pub(super) fn update(store: &mut Store, gone: Vec<Object>, new: Vec<Object>) -> 
             return None;
         }
     }
-    let mut changed = false;
     for object in &new {
-        let same = leaving
-            .remove(&(object.kind(), object.key()))
-            .is_some_and(|old| old == *object);
-        changed |= !same;
+        leaving.remove(&(object.kind(), object.key()));
     }
-    changed |= !leaving.is_empty();
+    // What still leaves is gone for good; an arriving object equal to the one it replaces
+    // keeps that one (see `Store::insert`).
+    let mut changed = !leaving.is_empty();
     for object in leaving.into_values() {
         store.remove(&object);
     }
     for object in new {
-        store.insert(object);
+        changed |= store.insert(object) != Inserted::Unchanged;
     }
     Some(changed)
 }
@@ -80,10 +78,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{port: {port}}}]}}\n"
         );
-        crate::source::parse_manifest(&yaml)
-            .expect("valid")
-            .pop()
-            .expect("one object")
+        crate::source::parse_one(&yaml)
     }
 
     #[test]

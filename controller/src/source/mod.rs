@@ -8,4 +8,6 @@ mod walk;
 mod watch;
 
 pub use file::{FileSource, Loaded};
+#[cfg(test)]
+pub(crate) use manifest::parse_one;
 pub use manifest::{parse_manifest, ManifestError};

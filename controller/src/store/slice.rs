@@ -6,7 +6,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use std::net::IpAddr;
 
 /// Label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A discovery.k8s.io/v1 EndpointSlice, reduced to what routing needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

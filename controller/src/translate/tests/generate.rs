@@ -273,10 +273,7 @@ fn policy(rng: &mut Rng, namespace: &str, name: &str) -> Value {
 }
 
 pub(super) fn parse(value: &Value) -> Object {
-    crate::source::parse_manifest(&value.to_string())
-        .expect("generated object parses")
-        .pop()
-        .expect("one object")
+    crate::source::parse_one(&value.to_string())
 }
 
 /// One random change: an object of a random kind is created, replaced (possibly by an equal
