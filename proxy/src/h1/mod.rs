@@ -93,7 +93,10 @@ impl PierApp {
     }
 
     /// Gives the connection to the general path, `read` being what was read of it so far (the
-    /// start of the current request); it stays there until it closes.
+    /// start of the current request); it stays there until it closes. The loop is Pingora's
+    /// HTTP/1 keep-alive loop (`ServerApp for HttpServerApp`), which cannot take bytes already
+    /// read on a TLS stream; it keeps the fast path's idle timeout ([`connection::KEEPALIVE`]).
+    /// Pingora's per-connection request limit is not set in pier, so it is left out.
     async fn hand_off(
         self: &Arc<Self>,
         stream: Stream,
