@@ -3,7 +3,7 @@
 
 pub mod access;
 pub mod answer;
-pub mod h1;
+pub mod fast;
 pub mod health;
 pub mod lb;
 pub mod metrics;

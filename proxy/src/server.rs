@@ -1,6 +1,6 @@
 //! Builds and runs the Pingora server hosting the proxy service.
 
-use crate::h1::PierApp;
+use crate::fast::PierApp;
 use crate::health::probe::NetProber;
 use crate::health::scheduler::HealthService;
 use crate::service::PierProxy;

@@ -3,18 +3,18 @@
 //! endpoint for any method; failures after sending only for idempotent methods, and only
 //! before anything reached the client. A pooled connection that turns out to be closed is
 //! replaced by a fresh one to the same endpoint without counting against it.
+//!
+//! The upstream side is the same whoever the client is; what reaches the client goes through
+//! [`Downstream`], implemented for an HTTP/1.1 connection and for an HTTP/2 stream.
 
-use super::connection::Io;
-use super::forward;
-use super::head::RequestHead;
+use super::deadline::Deadline;
 use super::pool;
-use super::relay::{relay, Relayed};
-use super::response::{self, Additions, Framing};
+use super::response::{self, Additions, Framing, ResponseHead};
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, ServiceBalancer};
 use crate::state::ProxyState;
 use crate::table::UpstreamPolicy;
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use pingora_timeout::fast_timeout::fast_timeout;
 use smallvec::SmallVec;
 use std::net::SocketAddr;
@@ -28,12 +28,100 @@ pub(super) const READ_CHUNK: usize = 8 * 1024;
 /// A response head larger than this is refused.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// What one request needs from the exchange.
+/// Initial size of the buffer responses are read into (kept below the allocator's large size
+/// classes).
+const UPSTREAM_BUF: usize = 8 * 1024;
+/// Initial size of the buffer the upstream request is written into.
+const REQUEST_BUF: usize = 2 * 1024;
+
+/// The upstream side of exchanges: buffers and a timer reused from one request to the next.
+pub(super) struct UpstreamIo {
+    /// The request as it goes to the endpoint (head and buffered body), written before
+    /// [`run`] and sent again unchanged on a retry.
+    pub request: Vec<u8>,
+    /// Bytes read from the endpoint.
+    pub buf: BytesMut,
+    /// Times out waits on the endpoint (sending, each read of the response).
+    pub timer: Deadline,
+}
+
+impl UpstreamIo {
+    /// Buffers of the usual size and an unarmed timer.
+    pub fn new() -> UpstreamIo {
+        UpstreamIo {
+            request: Vec::with_capacity(REQUEST_BUF),
+            buf: BytesMut::with_capacity(UPSTREAM_BUF),
+            timer: Deadline::new(),
+        }
+    }
+
+    /// Gives the buffers' memory back (an idle client connection).
+    pub fn trim(&mut self) {
+        self.request = Vec::new();
+        self.buf = BytesMut::new();
+    }
+
+    /// Reads more from `stream` into `buf` (appending) within `read_timeout`; `Ok(0)` at end
+    /// of file, `Err` on an error or timeout.
+    pub async fn read_more(
+        &mut self,
+        stream: &mut TcpStream,
+        read_timeout: Duration,
+    ) -> Result<usize, Relayed> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        self.timer.arm(read_timeout);
+        match self.timer.run(stream.read_buf(&mut self.buf)).await {
+            Some(Ok(n)) => Ok(n),
+            Some(Err(_)) | None => Err(Relayed::UpstreamBroke),
+        }
+    }
+}
+
+/// Where the response of an exchange goes: an HTTP/1.1 client connection or an HTTP/2 stream.
+pub(super) trait Downstream {
+    /// Passes an interim (1xx) response, the first `len` bytes of `up.buf`, on to the client;
+    /// `false`: the client is gone.
+    async fn interim(&mut self, up: &UpstreamIo, len: usize) -> bool;
+
+    /// Prepares the client's version of the endpoint's final response head (sent by
+    /// [`Downstream::relay`]); `false`: it cannot be expressed to this client.
+    fn final_head(&mut self, head: &ResponseHead<'_>, add: Additions<'_>) -> bool;
+
+    /// Sends the prepared head and relays the body (`up.buf` starts with the endpoint's head).
+    /// Returns the upstream connection too when it ended cleanly (reusable).
+    async fn relay(
+        &mut self,
+        up: &mut UpstreamIo,
+        answered: Answered,
+        read_timeout: Duration,
+    ) -> (Relayed, Option<TcpStream>);
+
+    /// Sends one of pier's own answers (without body for `HEAD`); whether it went out.
+    async fn answer(&mut self, answer: Answer, head_request: bool, close: bool) -> bool;
+}
+
+/// How relaying the body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Relayed {
+    /// Complete; the client connection can take another request.
+    KeepClient,
+    /// Complete, but the client connection closes (asked for, or the body ran to EOF).
+    CloseClient,
+    /// The client went away.
+    ClientGone,
+    /// The endpoint failed in the middle of the body: the client connection must close.
+    UpstreamBroke,
+}
+
+/// What one request needs from the exchange; the request itself is in
+/// [`UpstreamIo::request`].
 pub(super) struct Request<'a> {
-    /// The parsed request.
-    pub head: &'a RequestHead<'a>,
-    /// Its whole body.
-    pub body: &'a [u8],
+    /// The method is `HEAD` (the response has no body).
+    pub head_request: bool,
+    /// Sending the request twice can do no harm (RFC 9110 §9.2.2).
+    pub idempotent: bool,
     /// What the balancer may look at.
     pub pick: PickContext<'a>,
     /// `Strict-Transport-Security` for the answer (HTTPS clients of HSTS hosts).
@@ -78,13 +166,13 @@ impl Failure {
     }
 }
 
-/// The response head of a successful attempt; `io.out` holds the client's version of it.
+/// The response head of a successful attempt; the [`Downstream`] holds the client's version.
 pub(super) struct Answered {
     /// The upstream connection.
     pub stream: TcpStream,
     /// Status code.
     pub code: u16,
-    /// Length of the endpoint's head at the start of `io.upbuf`.
+    /// Length of the endpoint's head at the start of [`UpstreamIo::buf`].
     pub head_len: usize,
     /// How the body is delimited.
     pub framing: Framing,
@@ -94,10 +182,10 @@ pub(super) struct Answered {
     pub close_client: bool,
 }
 
-/// Runs the exchange and relays the response (or pier's answer) to the client; `io.body_sent`
-/// counts from zero (the caller resets it per request).
-pub(super) async fn run(
-    io: &mut Io,
+/// Runs the exchange and relays the response (or pier's answer) to the client.
+pub(super) async fn run<D: Downstream>(
+    client: &mut D,
+    up: &mut UpstreamIo,
     state: &ProxyState,
     service: &ServiceBalancer,
     req: &Request<'_>,
@@ -107,7 +195,6 @@ pub(super) async fn run(
     let upstream = &service.policy().upstream;
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut set_cookie: Option<String> = None;
-    forward::write_request(&mut io.out, req.head, &io.peer, req.body);
     let failed = loop {
         let Some(pick) = service.pick(&req.pick, &tried, rng) else {
             break answer::UPSTREAM_FAILED;
@@ -122,11 +209,11 @@ pub(super) async fn run(
             set_cookie: set_cookie.as_deref(),
             close: req.close,
         };
-        match attempt(io, addr, upstream, req.head.is_head(), add, started).await {
+        match attempt(client, up, addr, upstream, req.head_request, add, started).await {
             Ok(answered) => {
                 service.record_answer(pick.guard.state(), addr, answered.code);
                 let code = answered.code;
-                let (relayed, reusable) = relay(io, answered, upstream.read_timeout).await;
+                let (relayed, reusable) = client.relay(up, answered, upstream.read_timeout).await;
                 let finished = Instant::now();
                 if let Some(stream) = reusable {
                     pool::put(addr, stream, finished);
@@ -144,7 +231,7 @@ pub(super) async fn run(
             Err(failure) => {
                 service.record_failure(pick.guard.state(), addr);
                 let allowed = !failure.committed
-                    && (failure.before_send || req.head.is_idempotent())
+                    && (failure.before_send || req.idempotent)
                     && service.may_retry(&tried);
                 if !allowed {
                     if failure.committed {
@@ -161,8 +248,7 @@ pub(super) async fn run(
             }
         }
     };
-    super::answer::write(&mut io.out, failed, None, req.head.is_head(), req.close);
-    let sent = io.send_out().await.is_ok();
+    let sent = client.answer(failed, req.head_request, req.close).await;
     Exchanged {
         code: if sent { failed.code } else { 0 },
         upstream_time: started.elapsed(),
@@ -173,8 +259,9 @@ pub(super) async fn run(
 
 /// One attempt on one endpoint: a pooled connection if one is open (replaced by a fresh one if
 /// it turns out closed), else a new one.
-async fn attempt(
-    io: &mut Io,
+async fn attempt<D: Downstream>(
+    client: &mut D,
+    up: &mut UpstreamIo,
     addr: SocketAddr,
     upstream: &UpstreamPolicy,
     head_request: bool,
@@ -182,7 +269,7 @@ async fn attempt(
     now: Instant,
 ) -> Result<Answered, Failure> {
     if let Some(stream) = pool::take(addr, now) {
-        match exchange_head(io, stream, upstream.read_timeout, head_request, add).await {
+        match exchange_head(client, up, stream, upstream.read_timeout, head_request, add).await {
             Err(f) if f.nothing_received && !f.timed_out && !f.committed => {}
             done => return done,
         }
@@ -200,13 +287,14 @@ async fn attempt(
     };
     // Small writes (request heads) must not wait for ACKs.
     let _ = stream.set_nodelay(true);
-    exchange_head(io, stream, upstream.read_timeout, head_request, add).await
+    exchange_head(client, up, stream, upstream.read_timeout, head_request, add).await
 }
 
-/// Sends the request in `io.out` and reads the response head; on success `io.out` holds the
-/// client's response head and `io.upbuf` starts with the endpoint's head.
-async fn exchange_head(
-    io: &mut Io,
+/// Sends the request and reads the response head; on success the client holds its version of
+/// the head and `up.buf` starts with the endpoint's.
+async fn exchange_head<D: Downstream>(
+    client: &mut D,
+    up: &mut UpstreamIo,
     mut stream: TcpStream,
     read_timeout: Duration,
     head_request: bool,
@@ -219,8 +307,8 @@ async fn exchange_head(
         committed: false,
     };
     // An endpoint that stops reading is as broken as one that stops answering.
-    io.upstream_timer.arm(read_timeout);
-    match io.upstream_timer.run(stream.write_all(&io.out)).await {
+    up.timer.arm(read_timeout);
+    match up.timer.run(stream.write_all(&up.request)).await {
         Some(Ok(())) => {}
         Some(Err(_)) => return Err(failure),
         None => {
@@ -228,19 +316,19 @@ async fn exchange_head(
             return Err(failure);
         }
     }
-    io.upbuf.clear();
+    up.buf.clear();
     // The first read keeps the deadline armed just before sending (writing to a socket
     // buffer takes no time worth a clock read); later reads re-arm it.
     let mut first = true;
     loop {
-        if io.upbuf.capacity() - io.upbuf.len() < READ_CHUNK / 2 {
-            io.upbuf.reserve(READ_CHUNK);
+        if up.buf.capacity() - up.buf.len() < READ_CHUNK / 2 {
+            up.buf.reserve(READ_CHUNK);
         }
         if !first {
-            io.upstream_timer.arm(read_timeout);
+            up.timer.arm(read_timeout);
         }
         first = false;
-        match io.upstream_timer.run(stream.read_buf(&mut io.upbuf)).await {
+        match up.timer.run(stream.read_buf(&mut up.buf)).await {
             Some(Ok(0)) | Some(Err(_)) => return Err(failure),
             None => {
                 failure.timed_out = true;
@@ -251,17 +339,16 @@ async fn exchange_head(
         // Every complete head in the buffer: interim ones are passed on, the final one ends
         // the loop.
         loop {
-            match examine_head(io, head_request, &mut add) {
+            match examine_head(client, up, head_request, &mut add) {
                 Head::Incomplete => break,
                 Head::Unusable => return Err(failure),
                 Head::Interim(len) => {
                     // An interim response (103 Early Hints…): pass it on, then the final one.
                     failure.committed = true;
-                    let sent = io.client.write_all(&io.upbuf[..len]).await;
-                    if sent.is_err() || io.client.flush().await.is_err() {
+                    if !client.interim(up, len).await {
                         return Err(failure);
                     }
-                    io.upbuf.advance(len);
+                    up.buf.advance(len);
                 }
                 Head::Final(head) => {
                     return Ok(Answered {
@@ -278,7 +365,7 @@ async fn exchange_head(
     }
 }
 
-/// What the start of `io.upbuf` holds.
+/// What the start of `up.buf` holds.
 enum Head {
     /// Not a whole head yet.
     Incomplete,
@@ -286,7 +373,7 @@ enum Head {
     Unusable,
     /// An interim (1xx) response of this length.
     Interim(usize),
-    /// The final response head; `io.out` holds the client's version of it.
+    /// The final response head; the client holds its version of it.
     Final(FinalHead),
 }
 
@@ -297,14 +384,19 @@ struct FinalHead {
     reusable: bool,
 }
 
-/// Parses the response head at the start of `io.upbuf` and, for a final one, writes the
-/// client's head into `io.out`. Synchronous, so the parsed fields never live across an
-/// `.await` (which would make every connection's state larger).
-fn examine_head(io: &mut Io, head_request: bool, add: &mut Additions<'_>) -> Head {
+/// Parses the response head at the start of `up.buf` and, for a final one, has the client
+/// prepare its version. Synchronous, so the parsed fields never live across an `.await`
+/// (which would make every connection's state larger).
+fn examine_head<D: Downstream>(
+    client: &mut D,
+    up: &UpstreamIo,
+    head_request: bool,
+    add: &mut Additions<'_>,
+) -> Head {
     let mut storage = response::header_storage();
-    let head = match response::parse(&io.upbuf, &mut storage, head_request) {
+    let head = match response::parse(&up.buf, &mut storage, head_request) {
         Ok(Some(head)) => head,
-        Ok(None) if io.upbuf.len() < MAX_RESPONSE_HEAD => return Head::Incomplete,
+        Ok(None) if up.buf.len() < MAX_RESPONSE_HEAD => return Head::Incomplete,
         Ok(None) | Err(_) => return Head::Unusable,
     };
     if head.code == 101 {
@@ -315,7 +407,9 @@ fn examine_head(io: &mut Io, head_request: bool, add: &mut Additions<'_>) -> Hea
         return Head::Interim(head.head_len);
     }
     add.close |= head.framing == Framing::UntilClose;
-    response::write_head(&mut io.out, &head, *add);
+    if !client.final_head(&head, *add) {
+        return Head::Unusable;
+    }
     Head::Final(FinalHead {
         code: head.code,
         head_len: head.head_len,

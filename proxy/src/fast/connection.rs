@@ -3,9 +3,10 @@
 //! fast path does not serve hands the connection, with the bytes read so far, to Pingora.
 
 use super::deadline::Deadline;
-use super::exchange::{self, Request};
-use super::forward::Client;
+use super::exchange::{self, Answered, Downstream, Relayed, Request, UpstreamIo};
+use super::forward::{self, Client};
 use super::head::{classify, header_storage, Classified, RequestHead};
+use super::response::{self, Additions, ResponseHead};
 use super::{PierApp, H2_PREFACE};
 use crate::access;
 use crate::answer::{self, Answer};
@@ -28,8 +29,6 @@ use tokio::time::Instant;
 pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Initial size of the request buffer (grown for large heads and bodies).
 const REQUEST_BUF: usize = 4 * 1024;
-/// Initial size of the upstream buffer (kept below the allocator's large size classes).
-const UPSTREAM_BUF: usize = 8 * 1024;
 /// An idle connection gives its buffers back after this long.
 const TRIM_AFTER: Duration = Duration::from_secs(1);
 /// The stack buffer an idle connection waits with.
@@ -44,14 +43,10 @@ pub(super) struct Io {
     pub client: Stream,
     /// Who the client is.
     pub peer: Client,
-    /// Outgoing bytes: the upstream request, then the client's response head.
+    /// Outgoing bytes: the client's response head (with the first body bytes).
     pub out: Vec<u8>,
-    /// Bytes read from the endpoint.
-    pub upbuf: BytesMut,
     /// Times out waits on the client (idle keep-alive, a request arriving).
     pub client_timer: Deadline,
-    /// Times out waits on the endpoint (sending, each read of the response).
-    pub upstream_timer: Deadline,
     /// Tells when an idle connection should give its buffers back.
     pub trim_timer: Deadline,
     /// Response body bytes sent to the client for the current request.
@@ -63,6 +58,31 @@ impl Io {
     pub async fn send_out(&mut self) -> std::io::Result<()> {
         self.client.write_all(&self.out).await?;
         self.client.flush().await
+    }
+}
+
+impl Downstream for Io {
+    async fn interim(&mut self, up: &UpstreamIo, len: usize) -> bool {
+        self.client.write_all(&up.buf[..len]).await.is_ok() && self.client.flush().await.is_ok()
+    }
+
+    fn final_head(&mut self, head: &ResponseHead<'_>, add: Additions<'_>) -> bool {
+        response::write_head(&mut self.out, head, add);
+        true
+    }
+
+    async fn relay(
+        &mut self,
+        up: &mut UpstreamIo,
+        answered: Answered,
+        read_timeout: Duration,
+    ) -> (Relayed, Option<tokio::net::TcpStream>) {
+        super::relay::relay(self, up, answered, read_timeout).await
+    }
+
+    async fn answer(&mut self, answer: Answer, head_request: bool, close: bool) -> bool {
+        super::answer::write(&mut self.out, answer, None, head_request, close);
+        self.send_out().await.is_ok()
     }
 }
 
@@ -91,12 +111,11 @@ pub(super) async fn serve(
         client,
         peer: Client::new(ip, tls),
         out: Vec::with_capacity(2048),
-        upbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         client_timer: Deadline::new(),
-        upstream_timer: Deadline::new(),
         trim_timer: Deadline::new(),
         body_sent: 0,
     };
+    let mut up = UpstreamIo::new();
     let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
     // Resolves when shutdown begins; polled while the connection is idle. One future for the
     // connection's life rather than one registration per request.
@@ -111,7 +130,9 @@ pub(super) async fn serve(
                 Preface::Absent => sniff_h2c = false,
                 Preface::Present => return app.hand_off_h2c(io.client, inbuf, shutdown).await,
                 Preface::Undecided => {
-                    if read_request_bytes(&mut io, &mut inbuf, shutdown, stopping.as_mut()).await {
+                    if read_request_bytes(&mut io, &mut up, &mut inbuf, shutdown, stopping.as_mut())
+                        .await
+                    {
                         continue;
                     }
                     return None;
@@ -126,6 +147,7 @@ pub(super) async fn serve(
                 let next = serve_one(
                     &app.state,
                     &mut io,
+                    &mut up,
                     &head,
                     &inbuf[head.head_len..end],
                     closing,
@@ -139,7 +161,9 @@ pub(super) async fn serve(
             Classified::Partial if inbuf.len() > MAX_HEAD => Next::HandOff("large head"),
             // The head is incomplete, or the body (at most MAX_BUFFERED_BODY) still arriving.
             Classified::Serve(_) | Classified::Partial => {
-                if read_request_bytes(&mut io, &mut inbuf, shutdown, stopping.as_mut()).await {
+                if read_request_bytes(&mut io, &mut up, &mut inbuf, shutdown, stopping.as_mut())
+                    .await
+                {
                     continue;
                 }
                 Next::Close
@@ -182,6 +206,7 @@ fn h2c_preface(read: &[u8]) -> Preface {
 /// client, timed out, or shutting down).
 async fn read_request_bytes(
     io: &mut Io,
+    up: &mut UpstreamIo,
     inbuf: &mut BytesMut,
     shutdown: &ShutdownWatch,
     mut stopping: Pin<&mut impl Future<Output = ()>>,
@@ -213,7 +238,7 @@ async fn read_request_bytes(
     }
     *inbuf = BytesMut::new();
     io.out = Vec::new();
-    io.upbuf = BytesMut::new();
+    up.trim();
     let mut first = [0u8; IDLE_READ];
     let read = tokio::select! {
         biased;
@@ -260,6 +285,7 @@ impl Served {
 async fn serve_one(
     state: &ProxyState,
     io: &mut Io,
+    up: &mut UpstreamIo,
     head: &RequestHead<'_>,
     body: &[u8],
     closing: bool,
@@ -267,7 +293,7 @@ async fn serve_one(
     let _request = state.track_request();
     let started = access::enabled().then(Instant::now);
     io.body_sent = 0;
-    let served = respond(state, io, head, body, closing).await;
+    let served = respond(state, io, up, head, body, closing).await;
     if let Some(started) = started {
         if !matches!(served.next, Next::HandOff(_)) {
             access::log(&access::Entry {
@@ -290,6 +316,7 @@ async fn serve_one(
 async fn respond(
     state: &ProxyState,
     io: &mut Io,
+    up: &mut UpstreamIo,
     head: &RequestHead<'_>,
     body: &[u8],
     closing: bool,
@@ -343,14 +370,15 @@ async fn respond(
         None
     };
     drop(tls);
+    forward::write_request(&mut up.request, head, &io.peer, body);
     let request = Request {
-        head,
-        body,
+        head_request: head.is_head(),
+        idempotent: head.is_idempotent(),
         pick,
         hsts,
         close,
     };
-    let done = exchange::run(io, state, &service, &request, &mut rng).await;
+    let done = exchange::run(io, up, state, &service, &request, &mut rng).await;
     state.metrics.record_route(
         &target.label,
         &target.metrics,
