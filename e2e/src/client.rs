@@ -216,10 +216,15 @@ impl KeepAliveConnection {
 }
 
 /// An HTTP/2 connection with prior knowledge (clear-text, no upgrade) to `addr`, driven by a
-/// spawned task; requests go through the returned sender.
-pub async fn h2c_connect(
+/// spawned task; requests (with bodies of type `B`) go through the returned sender.
+pub async fn h2c_connect<B>(
     addr: SocketAddr,
-) -> anyhow::Result<hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>> {
+) -> anyhow::Result<hyper::client::conn::http2::SendRequest<B>>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect {addr}"))?;

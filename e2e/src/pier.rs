@@ -234,10 +234,24 @@ impl Pier {
     /// The `pier_general_path_connections_total` series: client connections the general
     /// path served rather than the HTTP/1.1 fast path, as `(reason, count)`.
     pub async fn general_path_counts(&self) -> Vec<(String, u64)> {
+        self.reason_counts("pier_general_path_connections_total")
+            .await
+    }
+
+    /// HTTP/2 streams the general path served, as `(reason, count)` (the others were the
+    /// fast path's).
+    pub async fn general_path_stream_counts(&self) -> Vec<(String, u64)> {
+        self.reason_counts("pier_general_path_http2_streams_total")
+            .await
+    }
+
+    /// The series of counter `name`, labelled by `reason`, as `(reason, count)`.
+    async fn reason_counts(&self, name: &str) -> Vec<(String, u64)> {
         let metrics = self.admin_get("/metrics").await.expect("metrics").text();
+        let prefix = format!("{name}{{reason=\"");
         metrics
             .lines()
-            .filter_map(|l| l.strip_prefix("pier_general_path_connections_total{reason=\""))
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
             .filter_map(|l| l.split_once("\"} "))
             .map(|(reason, n)| (reason.to_string(), n.trim().parse().unwrap_or(0)))
             .collect()

@@ -1,11 +1,12 @@
-//! The access log: one line per request on standard output, from the HTTP/1.1 fast path and
-//! from the general path alike, with what an operator looks for; nothing when it is off.
+//! The access log: one line per request on standard output, from the fast path (HTTP/1.1
+//! connections and HTTP/2 streams) and from the general path alike, with what an operator
+//! looks for; nothing when it is off.
 
 use bytes::Bytes;
 use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
 use e2e::raw::RawConnection;
 use e2e::{Echo, Pier};
-use http_body_util::Empty;
+use http_body_util::Full;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -48,21 +49,26 @@ async fn every_request_gets_one_line_from_either_path() {
     assert_eq!(http1(&pier, get).await, 200);
     assert_eq!(http1(&pier, post).await, 200);
     assert_eq!(http1(&pier, unknown).await, 404);
-    // HTTP/2 with prior knowledge: the general path.
+    // HTTP/2 with prior knowledge: a stream without body is the fast path's, one with a body
+    // the general path's.
     let mut sender = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
     let request = http::Request::get("http://log.example/over/h2")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
-    // The HTTP/1.1 requests were the fast path's, the HTTP/2 one the general path's.
+    let request = http::Request::put("http://log.example/put/h2")
+        .body(Full::new(Bytes::from_static(b"body")))
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    assert_eq!(pier.general_path_counts().await, vec![]);
     assert_eq!(
-        pier.general_path_counts().await,
-        vec![("HTTP/2".to_string(), 1)]
+        pier.general_path_stream_counts().await,
+        vec![("request body".to_string(), 1)]
     );
 
     let found = e2e::poll_until(Duration::from_secs(5), || async {
         let lines = entries(&pier);
-        if lines.len() >= 4 {
+        if lines.len() >= 5 {
             Ok(lines)
         } else {
             Err(format!(
@@ -74,7 +80,7 @@ async fn every_request_gets_one_line_from_either_path() {
     })
     .await
     .unwrap();
-    assert_eq!(found.len(), 4, "one line per request: {found:#?}");
+    assert_eq!(found.len(), 5, "one line per request: {found:#?}");
     let line = |uri: &str| {
         found
             .iter()
@@ -110,12 +116,15 @@ async fn every_request_gets_one_line_from_either_path() {
         (&n["status"], &n["route"], &n["upstream"]),
         (&404.into(), &"-".into(), &"-".into())
     );
-    let h2 = line("/over/h2");
-    assert_eq!(
-        (&h2["status"], &h2["upstream"]),
-        (&200.into(), &upstream.into()),
-        "{h2}"
-    );
+    for uri in ["/over/h2", "/put/h2"] {
+        let h2 = line(uri);
+        assert_eq!(
+            (&h2["status"], &h2["upstream"], &h2["host"]),
+            (&200.into(), &upstream.clone().into(), &"log.example".into()),
+            "{h2}"
+        );
+        assert!(h2["bytes"].as_u64().unwrap() > 0, "{h2}");
+    }
 }
 
 #[tokio::test]

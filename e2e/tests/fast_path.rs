@@ -1,6 +1,7 @@
 //! The HTTP/1.1 fast path through the real binary, byte for byte: request bodies, chunked,
 //! close-delimited and interim responses, pipelining, hop-by-hop fields, a pooled upstream
-//! connection that the endpoint closed, a broken endpoint, and what goes to the general path.
+//! connection that the endpoint closed, a broken endpoint, and what goes to the general path;
+//! then the same endpoint behind HTTP/2 streams, which the fast path serves too.
 
 use e2e::manifests::{backend, join, Endpoint, Ingress, PathType, NAMESPACE};
 use e2e::raw::RawConnection;
@@ -9,6 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use tokio::net::{TcpListener, TcpStream};
 
 const HOST: &str = "fast.example";
+/// Length of the `/big` body.
+const BIG: usize = 200_000;
 
 /// A backend answering by path, to make pier face every framing:
 /// - `/echo-body`: 200 with the request body, plus `x-seen-connection` (the request's
@@ -19,6 +22,9 @@ const HOST: &str = "fast.example";
 /// - `/early-hints`: a 103 before the 200;
 /// - `/once-per-connection`: answered on a connection's first request only; a later request on
 ///   the same connection makes it close without an answer;
+/// - `/no-content`: 204;
+/// - `/big`: 200 with a 200,000-byte body (larger than an HTTP/2 stream's first window);
+/// - `/broken-body`: announces 10 bytes, sends 3, closes;
 /// - `/garbage`: not HTTP at all;
 /// - `/silent`: no answer at all.
 async fn scripted_backend(ip: Ipv4Addr) -> SocketAddr {
@@ -75,6 +81,19 @@ async fn serve_connection(stream: TcpStream) {
                     .into_iter()
                     .chain(body)
                     .collect()
+            }
+            "/no-content" => b"HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n".to_vec(),
+            "/big" => {
+                let mut r =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").into_bytes();
+                r.extend((0..BIG).map(|i| b'a' + (i % 26) as u8));
+                r
+            }
+            "/broken-body" => {
+                let _ = conn
+                    .send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                    .await;
+                return;
             }
             "/garbage" => b"SSH-2.0-nonsense\r\n\r\n".to_vec(),
             "/silent" => {
@@ -313,4 +332,130 @@ async fn what_the_fast_path_does_not_serve_goes_to_the_general_path() {
             "{reason} not counted: {counts:?}"
         );
     }
+}
+
+/// One request on an HTTP/2 connection: status, header fields and the whole body, or what
+/// went wrong (a reset stream shows up as an error reading the body).
+async fn h2_request<B>(
+    sender: &mut hyper::client::conn::http2::SendRequest<B>,
+    method: http::Method,
+    path: &str,
+    body: B,
+) -> Result<(u16, http::HeaderMap, bytes::Bytes), String>
+where
+    B: hyper::body::Body + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{HOST}{path}"))
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("{path}: body: {e}"))?
+        .to_bytes();
+    Ok((parts.status.as_u16(), parts.headers, body))
+}
+
+#[tokio::test]
+async fn http2_streams_without_a_body_are_served_by_the_fast_path() {
+    use http::Method;
+    use http_body_util::{Empty, Full};
+    let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 76)).await;
+    let pier = pier_with(backend).await;
+    let mut h2 = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
+    let empty = Empty::<bytes::Bytes>::new;
+
+    // A chunked body arrives as its payload; the trailer and the chunk framing stay behind.
+    let (status, headers, body) = h2_request(&mut h2, Method::GET, "/chunked", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, &body[..]), (200, &b"hello world"[..]));
+    assert!(headers.get("transfer-encoding").is_none(), "{headers:?}");
+
+    // Close-delimited, after an interim response (not passed on over HTTP/2).
+    let (status, _, body) = h2_request(&mut h2, Method::GET, "/until-close", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, &body[..]), (200, &b"until close"[..]));
+    let (status, _, body) = h2_request(&mut h2, Method::GET, "/early-hints", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+
+    // Hop-by-hop fields stay on their connection, in both directions.
+    let (status, headers, _) = h2_request(&mut h2, Method::GET, "/echo-body", empty())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-seen-connection").unwrap(), "-");
+    assert!(headers.get("keep-alive").is_none(), "{headers:?}");
+
+    // No body: 204, and HEAD (the length is announced, nothing follows).
+    let (status, headers, body) = h2_request(&mut h2, Method::GET, "/no-content", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, body.len()), (204, 0));
+    assert_eq!(headers.get("x-empty").unwrap(), "yes");
+    let (status, headers, body) = h2_request(&mut h2, Method::HEAD, "/big", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, body.len()), (200, 0));
+    assert_eq!(headers.get("content-length").unwrap(), &BIG.to_string());
+
+    // A body larger than the stream's flow-control window, on many streams at once.
+    let mut streams = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let mut sender = h2.clone();
+        streams.spawn(async move { h2_request(&mut sender, Method::GET, "/big", empty()).await });
+    }
+    while let Some(done) = streams.join_next().await {
+        let (status, _, body) = done.unwrap().unwrap();
+        assert_eq!((status, body.len()), (200, BIG));
+        assert!(body
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    }
+
+    // Failures: a broken endpoint gets pier's 502, a silent one 504 after the read timeout,
+    // and a body cut short resets the stream instead of ending it as if complete.
+    let (status, headers, _) = h2_request(&mut h2, Method::GET, "/garbage", empty())
+        .await
+        .unwrap();
+    assert_eq!(status, 502);
+    assert_eq!(headers.get("server").unwrap(), "pier");
+    let (status, _, _) = h2_request(&mut h2, Method::GET, "/silent", empty())
+        .await
+        .unwrap();
+    assert_eq!(status, 504);
+    let cut = h2_request(&mut h2, Method::GET, "/broken-body", empty()).await;
+    assert!(cut.is_err(), "a cut body looked complete: {cut:?}");
+    // The connection outlives all of that.
+    let (status, _, body) = h2_request(&mut h2, Method::GET, "/chunked", empty())
+        .await
+        .unwrap();
+    assert_eq!((status, &body[..]), (200, &b"hello world"[..]));
+
+    assert_eq!(general_path_counts(&pier).await, vec![]);
+    assert_eq!(pier.general_path_stream_counts().await, vec![]);
+
+    // A stream with a request body is the general path's.
+    let mut with_body = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
+    let body = Full::new(bytes::Bytes::from_static(b"over h2"));
+    let (status, _, body) = h2_request(&mut with_body, Method::POST, "/echo-body", body)
+        .await
+        .unwrap();
+    assert_eq!((status, &body[..]), (200, &b"over h2"[..]));
+    assert_eq!(
+        pier.general_path_stream_counts().await,
+        vec![("request body".to_string(), 1)]
+    );
 }

@@ -93,10 +93,8 @@ async fn http2_prior_knowledge_is_routed_by_authority() {
         echo["headers"]["x-forwarded-host"], "H2.Example:4430",
         "{echo}"
     );
-    // HTTP/2 is served by the general path, and counted as such.
-    let metrics = pier.admin_get("/metrics").await.expect("metrics").text();
-    assert!(
-        metrics.contains("pier_general_path_connections_total{reason=\"HTTP/2\"} 1"),
-        "{metrics}"
-    );
+    assert_eq!(echo["headers"]["host"], "H2.Example:4430", "{echo}");
+    // The stream was the fast path's: nothing went to the general path.
+    assert_eq!(pier.general_path_counts().await, vec![]);
+    assert_eq!(pier.general_path_stream_counts().await, vec![]);
 }

@@ -160,6 +160,8 @@ async fn http2_over_tls_end_to_end() {
     let web = Echo::start(Ipv4Addr::new(127, 0, 0, 74), "h2web").await;
     let c = cert(&["h2.test"]);
     let ingress = Ingress::new(NAMESPACE, "h2")
+        .annotation("pier.dev/hsts", "max-age=600")
+        .annotation("pier.dev/affinity", "cookie")
         .route("h2.test", "/", PathType::Prefix, "web")
         .to_yaml();
     let pier = Pier::start(&[
@@ -175,12 +177,29 @@ async fn http2_over_tls_end_to_end() {
     ])
     .await;
     listening(&pier).await;
-    let (alpn, status, echo) = h2_get(pier.https_addr(), "h2.test", "https://h2.test/x?y=z").await;
+    let (alpn, status, headers, echo) =
+        h2_get(pier.https_addr(), "h2.test", "https://h2.test/x?y=z").await;
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
     assert_eq!(status, 200, "{echo}");
     assert_eq!(echo["name"], "h2web");
     assert_eq!(echo["path"], "/x");
+    assert_eq!(echo["query"], "y=z");
+    // The endpoint gets an HTTP/1.1 request with Host from `:authority` and pier's fields.
+    assert_eq!(echo["headers"]["host"], "h2.test");
     assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "h2.test");
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(
+        headers.get("strict-transport-security").unwrap(),
+        "max-age=600"
+    );
+    let cookie = headers.get("set-cookie").and_then(|v| v.to_str().ok());
+    assert!(
+        cookie.is_some_and(|c| c.starts_with("pier-affinity=")),
+        "{headers:?}"
+    );
+    // Served stream by stream on the fast path.
+    assert_eq!(pier.general_path_stream_counts().await, vec![]);
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! pier's own answers (no route, no endpoint, upstream failures): one status and text per
 //! case, the same whichever front end (HTTP/1.1 fast path or Pingora) answers.
 
+use http::header;
+use pingora_http::ResponseHeader;
+
 /// An answer pier writes itself: status and a short plain-text body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
@@ -45,3 +48,19 @@ pub const INTERNAL_ERROR: Answer = Answer {
     code: 500,
     body: "pier: internal error\n",
 };
+
+impl Answer {
+    /// The response head of this answer for a Pingora session: `Server: pier`, the text
+    /// body's type and length, and `Location` when given (else `Cache-Control: no-store`).
+    pub fn response_header(self, location: Option<&str>) -> pingora_error::Result<ResponseHeader> {
+        let mut resp = ResponseHeader::build(self.code, Some(4))?;
+        resp.insert_header(header::SERVER, "pier")?;
+        resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        resp.insert_header(header::CONTENT_LENGTH, self.body.len())?;
+        match location {
+            Some(location) => resp.insert_header(header::LOCATION, location)?,
+            None => resp.insert_header(header::CACHE_CONTROL, "no-store")?,
+        }
+        Ok(resp)
+    }
+}

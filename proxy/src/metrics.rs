@@ -111,12 +111,15 @@ pub struct ProxyMetrics {
     pub table_swaps: Counter,
     /// Client connections the HTTP/1.1 fast path gave to Pingora's general path, by reason.
     pub general_path: Family<ReasonLabels, Counter>,
+    /// HTTP/2 streams given to Pingora's general path, by reason.
+    pub general_path_streams: Family<ReasonLabels, Counter>,
 }
 
 /// Labels of the general-path counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// Why the general path serves the connection, e.g. `Upgrade` or `HTTP/2`.
+    /// Why the general path serves the connection or stream, e.g. `Upgrade` or
+    /// `request body`.
     pub reason: &'static str,
 }
 
@@ -130,6 +133,7 @@ impl Default for ProxyMetrics {
             retries: Counter::default(),
             table_swaps: Counter::default(),
             general_path: Family::default(),
+            general_path_streams: Family::default(),
         }
     }
 }
@@ -202,6 +206,12 @@ impl ProxyMetrics {
             "Client connections served by the general proxy path rather than the HTTP/1.1 \
              fast path, by reason",
             self.general_path.clone(),
+        );
+        registry.register(
+            "pier_general_path_http2_streams",
+            "HTTP/2 streams served by the general proxy path rather than the fast path, by \
+             reason",
+            self.general_path_streams.clone(),
         );
         registry.register(
             "pier_access_log_dropped",

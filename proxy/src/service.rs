@@ -66,7 +66,7 @@ fn pick_context<'a>(session: &'a Session) -> PickContext<'a> {
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(req: &RequestHeader) -> &str {
+pub(crate) fn request_host(req: &http::request::Parts) -> &str {
     if let Some(authority) = req.uri.authority() {
         return authority.as_str();
     }
@@ -92,49 +92,24 @@ fn ip_header_value(ip: IpAddr) -> HeaderValue {
 
 /// Writes one of pier's own answers: short text body, `Server: pier`.
 async fn respond(session: &mut Session, answer: Answer) -> Result<()> {
-    write_answer(
-        session,
-        answer.code,
-        &[(header::CACHE_CONTROL, "no-store")],
-        answer.body,
-    )
-    .await
+    write_answer(session, answer, None).await
 }
 
 /// Sends a plain-HTTP request of a TLS host to HTTPS: 308 keeps the method and body.
 async fn redirect_to_https(session: &mut Session, location: &str) -> Result<()> {
-    let answer = answer::HTTPS_ONLY;
-    write_answer(
-        session,
-        answer.code,
-        &[(header::LOCATION, location)],
-        answer.body,
-    )
-    .await
+    write_answer(session, answer::HTTPS_ONLY, Some(location)).await
 }
 
-/// Writes a response pier makes itself: `Server: pier`, the extra headers, a text body (left
-/// out for HEAD).
-async fn write_answer(
-    session: &mut Session,
-    code: u16,
-    extra: &[(header::HeaderName, &str)],
-    body: &'static str,
-) -> Result<()> {
-    let mut resp = ResponseHeader::build(code, Some(4 + extra.len()))?;
-    resp.insert_header(header::SERVER, "pier")?;
-    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    for (name, value) in extra {
-        resp.insert_header(name.clone(), *value)?;
-    }
+/// Writes a response pier makes itself (the body left out for HEAD).
+async fn write_answer(session: &mut Session, answer: Answer, location: Option<&str>) -> Result<()> {
+    let resp = answer.response_header(location)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
         session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .write_response_body(Some(Bytes::from_static(answer.body.as_bytes())), true)
             .await?;
     }
     Ok(())

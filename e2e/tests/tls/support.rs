@@ -160,8 +160,11 @@ pub async fn get(sender: &mut H1, host: &str, path: &str) -> (u16, http::HeaderM
     (parts.status.as_u16(), parts.headers, json)
 }
 
-/// One request over TLS with ALPN h2; returns the negotiated protocol, status and JSON body.
-pub async fn h2_get(addr: SocketAddr, sni: &str, uri: &str) -> (Option<Vec<u8>>, u16, Value) {
+/// What [`h2_get`] got: the negotiated protocol, status, header fields and JSON body.
+pub type H2Reply = (Option<Vec<u8>>, u16, http::HeaderMap, Value);
+
+/// One request over TLS with ALPN h2.
+pub async fn h2_get(addr: SocketAddr, sni: &str, uri: &str) -> H2Reply {
     let stream = connect(addr, Some(sni), &[b"h2", b"http/1.1"]).await;
     let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
     let (mut sender, conn) =
@@ -174,11 +177,12 @@ pub async fn h2_get(addr: SocketAddr, sni: &str, uri: &str) -> (Option<Vec<u8>>,
         .expect("request");
     let resp = sender.send_request(req).await.expect("h2 response");
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
     (
         alpn,
-        status,
+        parts.status.as_u16(),
+        parts.headers,
         serde_json::from_slice(&body).unwrap_or(Value::Null),
     )
 }

@@ -1,6 +1,9 @@
 //! Finding the end of a chunked body (RFC 9112 §7.1) while relaying it unchanged: the fast
-//! path forwards chunks as they arrive and only needs to know where the body stops, so the
-//! upstream connection can be reused.
+//! path forwards chunks to HTTP/1.1 clients as they arrive and only needs to know where the
+//! body stops, so the upstream connection can be reused. HTTP/2 clients get the chunks'
+//! payload alone ([`ChunkedEnd::decode`]).
+
+use std::ops::Range;
 
 /// Why a chunked body is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +50,16 @@ impl ChunkedEnd {
     /// all of `buf` up to the end of the body or to the start of an incomplete size or trailer
     /// line (which stays in the buffer until more arrives).
     pub fn advance(&mut self, buf: &[u8]) -> Result<usize, BadChunk> {
+        self.decode(buf, |_| {})
+    }
+
+    /// Like [`ChunkedEnd::advance`], also giving `payload` each range of `buf` that is chunk
+    /// data, in order.
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        mut payload: impl FnMut(Range<usize>),
+    ) -> Result<usize, BadChunk> {
         let mut at = 0;
         while at < buf.len() {
             let rest = &buf[at..];
@@ -66,6 +79,7 @@ impl ChunkedEnd {
                 },
                 State::Data(left) => {
                     let take = left.min(rest.len() as u64);
+                    payload(at..at + take as usize);
                     at += take as usize;
                     self.state = if take == left {
                         State::DataEnd(0)
@@ -133,6 +147,25 @@ mod tests {
             let (relayed, done) = feed(&with_next, step);
             assert!(done, "step {step}");
             assert_eq!(relayed, body, "step {step}: relayed past the end or short");
+        }
+    }
+
+    #[test]
+    fn decoding_gives_the_payload_however_the_bytes_are_split() {
+        let body = b"5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: a\r\n\r\n";
+        for step in 1..body.len() {
+            let mut end = ChunkedEnd::default();
+            let mut pending = Vec::new();
+            let mut payload = Vec::new();
+            for piece in body.chunks(step) {
+                pending.extend_from_slice(piece);
+                let n = end
+                    .decode(&pending, |r| payload.extend_from_slice(&pending[r]))
+                    .expect("valid body");
+                pending.drain(..n);
+            }
+            assert!(end.is_done(), "step {step}");
+            assert_eq!(payload, b"hello0123456789abcdef", "step {step}");
         }
     }
 

@@ -77,31 +77,89 @@ pub(super) fn write_request(
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let named = ConnectionNamed::of(head.headers);
-    let mut forwarded_for = false;
     for h in head.headers {
         let name = h.name;
-        if DROPPED.iter().any(|d| is(name, d)) {
-            forwarded_for |= is(name, "x-forwarded-for") && !h.value.trim_ascii().is_empty();
-            continue;
-        }
-        if named.contains(name) {
+        if DROPPED.iter().any(|d| is(name, d)) || named.contains(name) {
             continue;
         }
         field(out, name.as_bytes(), h.value);
     }
-    if !head.host.is_empty() {
-        field(out, b"x-forwarded-host", head.host.as_bytes());
+    let prior_for = head
+        .headers
+        .iter()
+        .filter(|h| is(h.name, "x-forwarded-for"))
+        .map(|h| h.value);
+    forwarding_fields(out, head.host.as_bytes(), prior_for, client);
+    out.extend_from_slice(body);
+}
+
+/// Writes the upstream request for an HTTP/2 request without body into `out` (cleared
+/// first), as HTTP/1.1: the same fields as [`write_request`] gives an HTTP/1.1 request, with
+/// `Host` from `:authority` when the request has none, and `Cookie` fields joined into one
+/// (RFC 9113 §8.2.3).
+pub(super) fn write_request_from_map(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &http::HeaderMap,
+    client: &Client,
+) {
+    out.clear();
+    out.reserve(512);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !host.is_empty() && !headers.contains_key(http::header::HOST) {
+        field(out, b"host", host.as_bytes());
+    }
+    let mut cookies = false;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if name == "cookie" {
+            cookies = true;
+        } else if !DROPPED.contains(&name) {
+            field(out, name.as_bytes(), value.as_bytes());
+        }
+    }
+    if cookies {
+        out.extend_from_slice(b"cookie: ");
+        for (i, value) in headers.get_all(http::header::COOKIE).iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    let prior_for = headers
+        .get_all("x-forwarded-for")
+        .into_iter()
+        .map(|v| v.as_bytes());
+    forwarding_fields(out, host.as_bytes(), prior_for, client);
+}
+
+/// Writes pier's forwarding fields and the empty line ending the head: `X-Forwarded-Host`,
+/// `X-Forwarded-For` (the client appended to the non-empty `prior_for` values), `X-Real-IP`
+/// and `X-Forwarded-Proto`.
+fn forwarding_fields<'v>(
+    out: &mut Vec<u8>,
+    host: &[u8],
+    prior_for: impl Iterator<Item = &'v [u8]>,
+    client: &Client,
+) {
+    if !host.is_empty() {
+        field(out, b"x-forwarded-host", host);
     }
     if client.ip.is_some() {
         let ip = client.ip_text();
         out.extend_from_slice(b"x-forwarded-for: ");
-        if forwarded_for {
-            for h in head.headers {
-                let value = h.value.trim_ascii();
-                if is(h.name, "x-forwarded-for") && !value.is_empty() {
-                    out.extend_from_slice(value);
-                    out.extend_from_slice(b", ");
-                }
+        for value in prior_for {
+            let value = value.trim_ascii();
+            if !value.is_empty() {
+                out.extend_from_slice(value);
+                out.extend_from_slice(b", ");
             }
         }
         out.extend_from_slice(ip);
@@ -111,7 +169,6 @@ pub(super) fn write_request(
     let proto: &[u8] = if client.tls { b"https" } else { b"http" };
     field(out, b"x-forwarded-proto", proto);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
 }
 
 fn is(name: &str, lower: &str) -> bool {
@@ -207,5 +264,38 @@ mod tests {
             !out.contains("x-forwarded-for") && !out.contains("x-real-ip"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn an_http2_request_becomes_http1_with_host_and_one_cookie_field() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("cookie", "a=1".parse().unwrap());
+        headers.append("accept", "*/*".parse().unwrap());
+        headers.append("cookie", "b=2".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        headers.append("te", "trailers".parse().unwrap());
+        headers.append("x-real-ip", "6.6.6.6".parse().unwrap());
+        let mut out = Vec::new();
+        write_request_from_map(
+            &mut out,
+            "GET",
+            "/p?q=1",
+            "h2.example",
+            &headers,
+            &client(true),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /p?q=1 HTTP/1.1\r\nhost: h2.example\r\naccept: */*\r\ncookie: a=1; b=2\r\n\
+             x-forwarded-host: h2.example\r\nx-forwarded-for: 10.0.0.1, 192.0.2.7\r\n\
+             x-real-ip: 192.0.2.7\r\nx-forwarded-proto: https\r\n\r\n"
+        );
+        // A Host field of its own is kept as it is, not doubled.
+        headers.insert("host", "h2.example:8443".parse().unwrap());
+        let mut out = Vec::new();
+        write_request_from_map(&mut out, "GET", "/", "h2.example", &headers, &client(true));
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("host: h2.example").count(), 2, "{text}");
+        assert!(text.contains("host: h2.example:8443\r\n"), "{text}");
     }
 }

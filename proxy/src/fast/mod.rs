@@ -1,4 +1,5 @@
-//! pier's HTTP/1.1 fast path, on Pingora's listeners and TLS.
+//! pier's fast path, on Pingora's listeners and TLS: HTTP/1.1 connections, and HTTP/2 streams
+//! on Pingora's HTTP/2 connections ([`stream`]).
 //!
 //! Pingora's general proxy path is built for every case (HTTP/2, upgrades, streamed bodies,
 //! caching, modules) and pays for it on every request: a boxed request future, downstream and
@@ -8,10 +9,14 @@
 //! heads parsed in place, the upstream request written in one buffer, and upstream
 //! connections kept per worker thread ([`pool`]).
 //!
-//! Everything else (HTTP/2 and h2c, upgrades such as WebSocket, `Expect`, chunked or large
-//! request bodies, HTTP/1.0, HTTPS and h2c backends, malformed requests) goes to Pingora's
-//! general path with the bytes already read, so behaviour stays the same whichever path serves
-//! a request. Routing, balancing, health reporting, retries, HSTS and redirects, metrics and
+//! HTTP/2 connections (TLS with ALPN `h2`, clear text with the preface) are run by Pingora,
+//! which hands each stream to [`stream`]: streams without a request body to a clear-text
+//! HTTP/1.1 backend are exchanged with the same upstream side, the others go to the general
+//! path.
+//!
+//! Everything else (upgrades such as WebSocket, `Expect`, chunked or large request bodies,
+//! HTTP/1.0, HTTPS and h2c backends, malformed requests) goes to Pingora's general path with
+//! the bytes already read, so behaviour stays the same whichever path serves a request. Routing, balancing, health reporting, retries, HSTS and redirects, metrics and
 //! the answers pier writes itself are shared by both paths.
 
 mod answer;
@@ -24,6 +29,7 @@ mod head;
 mod pool;
 mod relay;
 mod response;
+mod stream;
 
 use crate::metrics::ReasonLabels;
 use crate::service::PierProxy;
@@ -37,6 +43,7 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
+use stream::StreamApp;
 
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -46,6 +53,8 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct PierApp {
     state: Arc<ProxyState>,
     general: Arc<HttpProxy<PierProxy>>,
+    /// HTTP/2 connections, served stream by stream.
+    streams: Arc<StreamApp>,
     /// Accept HTTP/2 with prior knowledge on clear-text connections (as `general` does).
     h2c: bool,
 }
@@ -55,9 +64,11 @@ impl PierApp {
     /// prior knowledge is accepted when `general`'s server options allow h2c.
     pub fn new(state: Arc<ProxyState>, general: HttpProxy<PierProxy>) -> PierApp {
         let h2c = general.server_options.as_ref().is_some_and(|o| o.h2c);
+        let general = Arc::new(general);
         PierApp {
+            streams: Arc::new(StreamApp::new(state.clone(), general.clone())),
             state,
-            general: Arc::new(general),
+            general,
             h2c,
         }
     }
@@ -71,8 +82,8 @@ impl PierApp {
             .inc();
     }
 
-    /// Gives a clear-text connection that began with the HTTP/2 preface to the general path,
-    /// `read` being the bytes read so far (put back to be read again).
+    /// Serves a clear-text connection that began with the HTTP/2 preface as HTTP/2, `read`
+    /// being the bytes read so far (put back to be read again).
     async fn hand_off_h2c(
         self: &Arc<Self>,
         stream: Stream,
@@ -88,8 +99,7 @@ impl PierApp {
             }
         };
         l4.rewind(&read);
-        self.count_general("HTTP/2");
-        self.general.process_new(l4, shutdown).await
+        self.streams.process_new(l4, shutdown).await
     }
 
     /// Gives the connection to the general path, `read` being what was read of it so far (the
@@ -132,8 +142,7 @@ impl ServerApp for PierApp {
     ) -> Option<Stream> {
         let tls = stream.get_ssl_digest().is_some();
         if tls && matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            self.count_general("HTTP/2");
-            return self.general.process_new(stream, shutdown).await;
+            return self.streams.process_new(stream, shutdown).await;
         }
         // Clear-text HTTP/2 is recognised by its preface in the first bytes read.
         let sniff_h2c = !tls && self.h2c;

@@ -135,6 +135,54 @@ pub(super) struct Additions<'a> {
     pub close: bool,
 }
 
+/// Whether a field of the endpoint's response goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kept {
+    /// Yes.
+    Yes,
+    /// No: it describes the upstream connection, is named in `Connection`, is wrong once
+    /// the body is relayed (`Content-Length` beside `Transfer-Encoding`) or is replaced by
+    /// pier's own (`Strict-Transport-Security`).
+    No,
+    /// Only to an HTTP/1.1 client: `Transfer-Encoding` and `Upgrade`, which HTTP/2 has no
+    /// place for (RFC 9113 §8.2.2).
+    Http1Only,
+}
+
+/// Whether the field `name` of `head` goes to the client, given pier's additions and the
+/// names listed in the head's `Connection` fields.
+pub(super) fn kept_from(
+    head: &ResponseHead<'_>,
+    name: &str,
+    add: Additions<'_>,
+    named: &ConnectionNamed<'_>,
+) -> Kept {
+    let chunked = head.framing == Framing::Chunked;
+    let dropped = match name.len() {
+        10 => name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive"),
+        16 => name.eq_ignore_ascii_case("proxy-connection"),
+        // With Transfer-Encoding, a Content-Length is wrong and must not reach the client.
+        14 => chunked && name.eq_ignore_ascii_case("content-length"),
+        25 => add.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"),
+        7 | 17
+            if name.eq_ignore_ascii_case("upgrade")
+                || name.eq_ignore_ascii_case("transfer-encoding") =>
+        {
+            return if named.contains(name) {
+                Kept::No
+            } else {
+                Kept::Http1Only
+            };
+        }
+        _ => false,
+    } || named.contains(name);
+    if dropped {
+        Kept::No
+    } else {
+        Kept::Yes
+    }
+}
+
 /// Writes the client's response head into `out` (cleared first): status line as HTTP/1.1,
 /// the endpoint's fields without connection-scoped ones, pier's additions.
 pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additions<'_>) {
@@ -146,20 +194,9 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
     out.extend_from_slice(head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let named = ConnectionNamed::of(head.headers);
-    let chunked = head.framing == Framing::Chunked;
     for h in head.headers {
         let name = h.name;
-        let dropped = match name.len() {
-            10 => {
-                name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive")
-            }
-            16 => name.eq_ignore_ascii_case("proxy-connection"),
-            // With Transfer-Encoding, a Content-Length is wrong and must not reach the client.
-            14 => chunked && name.eq_ignore_ascii_case("content-length"),
-            25 => add.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"),
-            _ => false,
-        } || named.contains(name);
-        if dropped {
+        if kept_from(head, name, add, &named) == Kept::No {
             continue;
         }
         out.extend_from_slice(name.as_bytes());

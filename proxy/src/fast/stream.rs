@@ -1,0 +1,464 @@
+//! HTTP/2 streams on the fast path. Pingora runs each HTTP/2 connection (handshake, flow
+//! control, GOAWAY on shutdown, the idle timeout, the malformed-stream budget) and hands pier
+//! one stream at a time through [`HttpServerApp`]. A stream the fast path's upstream side can
+//! serve (no request body, a route whose Service has a ready endpoint, a clear-text HTTP/1.1
+//! backend) is exchanged here, its response written to the stream; every other stream
+//! (request bodies, `CONNECT`, pier's own 308/404/503, HTTPS and h2c backends) goes to
+//! Pingora's general path, stream by stream.
+
+use super::exchange::{self, Answered, Downstream, Relayed, Request, UpstreamIo};
+use super::forward::{self, Client};
+use super::head::ConnectionNamed;
+use super::response::{self, Additions, Framing, Kept, ResponseHead};
+use crate::access;
+use crate::answer::Answer;
+use crate::lb::{PickContext, RequestHeaders, ServiceBalancer};
+use crate::metrics::ReasonLabels;
+use crate::router::RouteTarget;
+use crate::service::{request_host, PierProxy};
+use crate::state::ProxyState;
+use async_trait::async_trait;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::protocols::http::v2::server::{H2Options, HttpSession as H2Session};
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Spare upstream buffers kept per worker thread for the next stream.
+const SPARE_UPSTREAM_IO: usize = 16;
+
+/// The per-stream application behind HTTP/2 connections.
+pub(super) struct StreamApp {
+    state: Arc<ProxyState>,
+    general: Arc<HttpProxy<PierProxy>>,
+}
+
+impl StreamApp {
+    /// Serves what it can of `state`'s routes and gives the rest to `general`.
+    pub fn new(state: Arc<ProxyState>, general: Arc<HttpProxy<PierProxy>>) -> StreamApp {
+        StreamApp { state, general }
+    }
+
+    /// Gives a stream to the general path, counted by reason.
+    async fn hand_off(
+        self: &Arc<Self>,
+        session: ServerSession,
+        reason: &'static str,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.state
+            .metrics
+            .general_path_streams
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        self.general.process_new_http(session, shutdown).await
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for StreamApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let mut h2 = match session {
+            ServerSession::H2(h2) => h2,
+            other => return self.hand_off(other, "not HTTP/2", shutdown).await,
+        };
+        let tls = h2.digest().is_some_and(|d| d.ssl_digest.is_some());
+        match plan(&self.state, &mut h2, tls) {
+            Plan::Serve(serve) => {
+                serve_stream(&self.state, h2, tls, *serve).await;
+                None
+            }
+            Plan::General(reason) => {
+                self.hand_off(ServerSession::new_http2(h2), reason, shutdown)
+                    .await
+            }
+        }
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.general.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.general.server_options()
+    }
+}
+
+/// Who serves a stream.
+enum Plan {
+    /// The fast path, with what the plan found.
+    Serve(Box<Serving>),
+    /// The general path, for this reason.
+    General(&'static str),
+}
+
+/// A stream the fast path serves: its route, the chosen Service, and its request head, taken
+/// out of the session (which does not read it again).
+struct Serving {
+    target: RouteTarget,
+    service: Arc<ServiceBalancer>,
+    hsts: Option<Arc<str>>,
+    request: http::request::Parts,
+}
+
+/// Decides who serves the stream in `h2`.
+fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
+    if !h2.is_body_empty() {
+        return Plan::General("request body");
+    }
+    let req = h2.req_header();
+    if req.method == Method::CONNECT {
+        return Plan::General("CONNECT");
+    }
+    let host = request_host(req);
+    let runtime = state.tls.current();
+    if !tls {
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        if runtime.policies.redirect_location(host, target).is_some() {
+            return Plan::General("redirect to HTTPS");
+        }
+    }
+    let Some(target) = state.router().route(host, req.uri.path()).cloned() else {
+        return Plan::General("no route");
+    };
+    let pick = PickContext {
+        client_ip: client_ip(h2),
+        headers: RequestHeaders::Map(&req.headers),
+        path: req.uri.path(),
+        query: req.uri.query(),
+    };
+    let service = target
+        .group
+        .pick_service(&pick, &mut fastrand::Rng::new())
+        .cloned();
+    let service = match service {
+        Some(s) if s.unavailable.is_none() && s.has_endpoints() => s,
+        _ => return Plan::General("no ready endpoint"),
+    };
+    if !runtime.upstreams.is_plain_http1(&service.id) {
+        return Plan::General("HTTPS or h2c backend");
+    }
+    let hsts = if tls {
+        runtime.policies.lookup(host).and_then(|p| p.hsts.clone())
+    } else {
+        None
+    };
+    drop(runtime);
+    let Ok(placeholder) = RequestHeader::build_no_case(Method::GET, b"/", Some(0)) else {
+        return Plan::General("internal");
+    };
+    let request = std::mem::replace(h2.req_header_mut(), placeholder).into();
+    Plan::Serve(Box::new(Serving {
+        target,
+        service,
+        hsts,
+        request,
+    }))
+}
+
+fn client_ip(h2: &H2Session) -> Option<std::net::IpAddr> {
+    h2.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+/// Exchanges the stream's request with the Service's endpoints and writes the response (or
+/// pier's answer) to the stream; writes its access-log line when enabled.
+async fn serve_stream(state: &ProxyState, session: H2Session, tls: bool, serving: Serving) {
+    let _request = state.track_request();
+    let started = access::enabled().then(Instant::now);
+    let Serving {
+        target,
+        service,
+        hsts,
+        request: req,
+    } = serving;
+    let ip = client_ip(&session);
+    let host = request_host(&req);
+    let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut up = spare::take();
+    forward::write_request_from_map(
+        &mut up.request,
+        req.method.as_str(),
+        path_and_query,
+        host,
+        &req.headers,
+        &Client::new(ip, tls),
+    );
+    let request = Request {
+        head_request: req.method == Method::HEAD,
+        idempotent: req.method.is_idempotent(),
+        pick: PickContext {
+            client_ip: ip,
+            headers: RequestHeaders::Map(&req.headers),
+            path: req.uri.path(),
+            query: req.uri.query(),
+        },
+        hsts,
+        close: false,
+    };
+    let mut client = H2Client {
+        session,
+        head: None,
+        body_sent: 0,
+    };
+    let mut rng = fastrand::Rng::new();
+    let done = exchange::run(&mut client, &mut up, state, &service, &request, &mut rng).await;
+    spare::put(up);
+    state.metrics.record_route(
+        &target.label,
+        &target.metrics,
+        done.code,
+        Some(done.upstream_time),
+    );
+    if let Some(started) = started {
+        access::log(&access::Entry {
+            client: ip,
+            method: req.method.as_str(),
+            host,
+            target: path_and_query,
+            status: done.code,
+            bytes: client.body_sent,
+            duration: started.elapsed(),
+            upstream: done.upstream,
+            route: Some(&target.label),
+        });
+    }
+    // A stream whose response did not end (the endpoint failed in the middle of the body) is
+    // reset when the session is dropped, so the client knows the response is incomplete.
+}
+
+/// An HTTP/2 stream as the receiver of an exchange's response.
+struct H2Client {
+    session: H2Session,
+    /// The client's version of the endpoint's head, until sent.
+    head: Option<Box<ResponseHeader>>,
+    /// Response body bytes sent.
+    body_sent: u64,
+}
+
+impl H2Client {
+    /// Sends a piece of the body, `end` with the last one.
+    async fn send(&mut self, data: Bytes, end: bool) -> Result<(), Relayed> {
+        let len = data.len() as u64;
+        self.session
+            .write_body(data, end)
+            .await
+            .map_err(|_| Relayed::ClientGone)?;
+        self.body_sent += len;
+        Ok(())
+    }
+
+    /// Sends the first `n` bytes of `up.buf` (without copying them).
+    async fn send_buffered(
+        &mut self,
+        up: &mut UpstreamIo,
+        n: usize,
+        end: bool,
+    ) -> Result<(), Relayed> {
+        if n == 0 && !end {
+            return Ok(());
+        }
+        let data = up.buf.split_to(n).freeze();
+        self.send(data, end).await
+    }
+
+    async fn relay_length(
+        &mut self,
+        up: &mut UpstreamIo,
+        stream: &mut TcpStream,
+        length: u64,
+        read_timeout: Duration,
+    ) -> Result<(), Relayed> {
+        let mut left = length;
+        loop {
+            let take = left.min(up.buf.len() as u64);
+            left -= take;
+            self.send_buffered(up, take as usize, left == 0).await?;
+            if left == 0 {
+                return Ok(());
+            }
+            if up.read_more(stream, read_timeout).await? == 0 {
+                return Err(Relayed::UpstreamBroke);
+            }
+        }
+    }
+
+    async fn relay_chunked(
+        &mut self,
+        up: &mut UpstreamIo,
+        stream: &mut TcpStream,
+        read_timeout: Duration,
+    ) -> Result<(), Relayed> {
+        let mut end = super::chunked::ChunkedEnd::default();
+        loop {
+            let mut payload = BytesMut::new();
+            let used = end
+                .decode(&up.buf, |range| payload.extend_from_slice(&up.buf[range]))
+                .map_err(|_| Relayed::UpstreamBroke)?;
+            up.buf.advance(used);
+            let done = end.is_done();
+            if !payload.is_empty() || done {
+                // The trailer section, if any, is not passed on.
+                self.send(payload.freeze(), done).await?;
+            }
+            if done {
+                return Ok(());
+            }
+            if up.read_more(stream, read_timeout).await? == 0 {
+                return Err(Relayed::UpstreamBroke);
+            }
+        }
+    }
+
+    async fn relay_until_close(
+        &mut self,
+        up: &mut UpstreamIo,
+        stream: &mut TcpStream,
+        read_timeout: Duration,
+    ) -> Result<(), Relayed> {
+        loop {
+            let n = up.buf.len();
+            self.send_buffered(up, n, false).await?;
+            if up.read_more(stream, read_timeout).await? == 0 {
+                return self.send(Bytes::new(), true).await;
+            }
+        }
+    }
+}
+
+impl Downstream for H2Client {
+    /// Interim responses are not passed on: Pingora's HTTP/2 session has no way to send one
+    /// (its general path drops them too).
+    async fn interim(&mut self, _up: &UpstreamIo, _len: usize) -> bool {
+        true
+    }
+
+    fn final_head(&mut self, head: &ResponseHead<'_>, add: Additions<'_>) -> bool {
+        match client_head(head, add) {
+            Some(resp) => {
+                self.head = Some(Box::new(resp));
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn relay(
+        &mut self,
+        up: &mut UpstreamIo,
+        answered: Answered,
+        read_timeout: Duration,
+    ) -> (Relayed, Option<TcpStream>) {
+        let Answered {
+            mut stream,
+            head_len,
+            framing,
+            reusable,
+            ..
+        } = answered;
+        up.buf.advance(head_len);
+        let Some(head) = self.head.take() else {
+            return (Relayed::ClientGone, None);
+        };
+        let no_body = matches!(framing, Framing::Empty | Framing::Length(0));
+        if self.session.write_response_header(head, no_body).is_err() {
+            return (Relayed::ClientGone, None);
+        }
+        let result = match framing {
+            Framing::Empty => Ok(()),
+            Framing::Length(n) => self.relay_length(up, &mut stream, n, read_timeout).await,
+            Framing::Chunked => self.relay_chunked(up, &mut stream, read_timeout).await,
+            Framing::UntilClose => self.relay_until_close(up, &mut stream, read_timeout).await,
+        };
+        if let Err(why) = result {
+            return (why, None);
+        }
+        let reusable = reusable && up.buf.is_empty();
+        up.buf.clear();
+        (Relayed::KeepClient, reusable.then_some(stream))
+    }
+
+    async fn answer(&mut self, answer: Answer, head_request: bool, _close: bool) -> bool {
+        let Ok(resp) = answer.response_header(None) else {
+            return false;
+        };
+        if self
+            .session
+            .write_response_header(Box::new(resp), head_request)
+            .is_err()
+        {
+            return false;
+        }
+        head_request
+            || self
+                .send(Bytes::from_static(answer.body.as_bytes()), true)
+                .await
+                .is_ok()
+    }
+}
+
+/// The client's version of the endpoint's response head, with pier's additions; `None` when
+/// a field cannot be carried (not a valid HTTP/2 field).
+fn client_head(head: &ResponseHead<'_>, add: Additions<'_>) -> Option<ResponseHeader> {
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = StatusCode::from_u16(head.code).ok()?;
+    parts.headers.reserve(head.headers.len() + 2);
+    let named = ConnectionNamed::of(head.headers);
+    for h in head.headers {
+        if response::kept_from(head, h.name, add, &named) != Kept::Yes {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        parts.headers.append(name, value);
+    }
+    if let Some(hsts) = add.hsts {
+        let value = HeaderValue::from_str(hsts).ok()?;
+        parts
+            .headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
+    if let Some(cookie) = add.set_cookie {
+        let value = HeaderValue::from_str(cookie).ok()?;
+        parts.headers.append(header::SET_COOKIE, value);
+    }
+    Some(parts.into())
+}
+
+/// Upstream buffers reused by the streams of one worker thread.
+mod spare {
+    use super::{RefCell, UpstreamIo, SPARE_UPSTREAM_IO};
+
+    thread_local! {
+        static SPARE: RefCell<Vec<UpstreamIo>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A spare set of buffers, or new ones.
+    pub fn take() -> UpstreamIo {
+        SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_else(UpstreamIo::new)
+    }
+
+    /// Keeps `up` for another stream (while fewer than [`SPARE_UPSTREAM_IO`] are kept).
+    pub fn put(mut up: UpstreamIo) {
+        up.buf.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_UPSTREAM_IO {
+                spare.push(up);
+            }
+        });
+    }
+}
