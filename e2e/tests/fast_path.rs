@@ -299,7 +299,7 @@ async fn an_endpoint_that_does_not_answer_gets_504_after_the_read_timeout() {
 async fn what_the_fast_path_does_not_serve_goes_to_the_general_path() {
     let echo = Echo::start(Ipv4Addr::new(127, 0, 0, 74), "echo").await;
     let pier = pier_with(echo.addr()).await;
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 3] = [
         (
             "POST / HTTP/1.1\r\nHost: fast.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
             "request body with Transfer-Encoding",
@@ -309,17 +309,12 @@ async fn what_the_fast_path_does_not_serve_goes_to_the_general_path() {
             "GET http://fast.example/ HTTP/1.1\r\nHost: fast.example\r\n\r\n",
             "not an origin-form target",
         ),
-        (
-            "GET / HTTP/1.1\r\nHost: fast.example\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
-            "Upgrade",
-        ),
     ];
     for (request, reason) in cases {
         let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
         conn.send(request.as_bytes()).await.unwrap();
         let r = conn.read_response(false).await.unwrap();
-        // The general path serves it: the echo backend answers (an unknown upgrade is proxied
-        // as a plain request, which the backend answers without switching protocols).
+        // The general path serves it: the echo backend answers.
         assert_eq!(r.status, 200, "{reason}: {r:?}");
         assert!(
             r.text().contains("\"name\":\"echo\""),
@@ -458,4 +453,29 @@ async fn http2_streams_without_a_body_are_served_by_the_fast_path() {
         pier.general_path_stream_counts().await,
         vec![("request body".to_string(), 1)]
     );
+}
+
+#[tokio::test]
+async fn an_upgrade_the_endpoint_declines_is_an_ordinary_answer() {
+    let echo = Echo::start(Ipv4Addr::new(127, 0, 0, 77), "echo").await;
+    let pier = pier_with(echo.addr()).await;
+    let mut conn = RawConnection::connect(pier.http_addr()).await.unwrap();
+    conn.send(
+        format!(
+            "GET /up HTTP/1.1\r\nHost: {HOST}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: foo\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = conn.read_response(false).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    // The endpoint was asked to switch, and said no.
+    assert_eq!(seen["headers"]["upgrade"], "foo", "{seen}");
+    assert_eq!(seen["headers"]["connection"], "upgrade", "{seen}");
+    // The connection goes on as HTTP/1.1.
+    conn.send(get("/next").as_bytes()).await.unwrap();
+    assert_eq!(conn.read_response(false).await.unwrap().status, 200);
+    assert_eq!(general_path_counts(&pier).await, vec![]);
 }

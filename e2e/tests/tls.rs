@@ -310,6 +310,11 @@ async fn h2c_backends_and_websocket_upgrades() {
         .expect("echo in time")
         .expect("read echo");
     assert_eq!(back, frame);
+    // The tunnel is the fast path's; the h2c backend's requests went to the general path.
+    assert_eq!(
+        pier.general_path_counts().await,
+        vec![("HTTPS or h2c backend".to_string(), 1)]
+    );
 }
 
 #[tokio::test]

@@ -94,6 +94,8 @@ enum Next {
     Close,
     /// Give it to the general path, starting with the current request, for this reason.
     HandOff(&'static str),
+    /// The endpoint switched protocols: join the connection to this upstream connection.
+    Tunnel(tokio::net::TcpStream),
 }
 
 /// Serves the connection until it closes or is handed off.
@@ -153,7 +155,7 @@ pub(super) async fn serve(
                     closing,
                 )
                 .await;
-                if let Next::KeepAlive = next {
+                if let Next::KeepAlive | Next::Tunnel(_) = next {
                     inbuf.advance(end);
                 }
                 next
@@ -177,8 +179,27 @@ pub(super) async fn serve(
                 return None;
             }
             Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,
+            Next::Tunnel(upstream) => return tunnel(&app.state, io.client, upstream, inbuf).await,
         }
     }
+}
+
+/// Carries bytes both ways between the client and the endpoint after a protocol switch (a
+/// WebSocket, say) until either side closes; `early` is what the client sent after its
+/// request, already in the new protocol. Counted as a request in flight, so a graceful
+/// shutdown waits for it (up to its timeout).
+async fn tunnel(
+    state: &ProxyState,
+    mut client: Stream,
+    mut upstream: tokio::net::TcpStream,
+    early: BytesMut,
+) -> Option<Stream> {
+    let _request = state.track_request();
+    if !early.is_empty() && upstream.write_all(&early).await.is_err() {
+        return None;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    None
 }
 
 /// Whether a clear-text connection starts with the HTTP/2 preface.
@@ -377,20 +398,22 @@ async fn respond(
         pick,
         hsts,
         close,
+        upgrade: head.upgrade,
     };
-    let done = exchange::run(io, up, state, &service, &request, &mut rng).await;
+    let mut done = exchange::run(io, up, state, &service, &request, &mut rng).await;
     state.metrics.record_route(
         &target.label,
         &target.metrics,
         done.code,
         Some(done.upstream_time),
     );
+    let next = match done.tunnel.take() {
+        Some(upstream) => Next::Tunnel(upstream),
+        None if done.keep_client => Next::KeepAlive,
+        None => Next::Close,
+    };
     Served {
-        next: if done.keep_client {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        },
+        next,
         status: done.code,
         upstream: done.upstream,
         route: Some(target.label),

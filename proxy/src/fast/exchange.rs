@@ -113,6 +113,8 @@ pub(super) enum Relayed {
     ClientGone,
     /// The endpoint failed in the middle of the body: the client connection must close.
     UpstreamBroke,
+    /// The endpoint switched protocols (`101`): the two connections become a tunnel.
+    Upgraded,
 }
 
 /// What one request needs from the exchange; the request itself is in
@@ -128,6 +130,8 @@ pub(super) struct Request<'a> {
     pub hsts: Option<Arc<str>>,
     /// The client connection closes after this request.
     pub close: bool,
+    /// The client asks to switch protocols: a `101` answer is passed on and ends the exchange.
+    pub upgrade: bool,
 }
 
 /// How the exchange ended.
@@ -141,6 +145,18 @@ pub(super) struct Exchanged {
     pub upstream: Option<SocketAddr>,
     /// Whether the client connection can take another request.
     pub keep_client: bool,
+    /// The upstream connection, when the endpoint switched protocols: the caller joins it to
+    /// the client connection.
+    pub tunnel: Option<TcpStream>,
+}
+
+/// What the request asked for that decides how the response is read.
+#[derive(Debug, Clone, Copy)]
+struct Wants {
+    /// A `HEAD` request: the response has no body.
+    head_request: bool,
+    /// An upgrade: a `101` is the final answer.
+    upgrade: bool,
 }
 
 /// Why an attempt produced no usable response head.
@@ -180,6 +196,8 @@ pub(super) struct Answered {
     pub reusable: bool,
     /// Whether the client connection closes after this response.
     pub close_client: bool,
+    /// The endpoint switched protocols (`101`, asked for by the request).
+    pub upgraded: bool,
 }
 
 /// Runs the exchange and relays the response (or pier's answer) to the client.
@@ -209,13 +227,26 @@ pub(super) async fn run<D: Downstream>(
             set_cookie: set_cookie.as_deref(),
             close: req.close,
         };
-        match attempt(client, up, addr, upstream, req.head_request, add, started).await {
+        let wants = Wants {
+            head_request: req.head_request,
+            upgrade: req.upgrade,
+        };
+        match attempt(client, up, addr, upstream, wants, add, started).await {
             Ok(answered) => {
                 service.record_answer(pick.guard.state(), addr, answered.code);
                 let code = answered.code;
-                let (relayed, reusable) = client.relay(up, answered, upstream.read_timeout).await;
+                let (relayed, stream) = client.relay(up, answered, upstream.read_timeout).await;
                 let finished = Instant::now();
-                if let Some(stream) = reusable {
+                if relayed == Relayed::Upgraded {
+                    return Exchanged {
+                        code,
+                        upstream_time: finished.duration_since(started),
+                        upstream: Some(addr),
+                        keep_client: false,
+                        tunnel: stream,
+                    };
+                }
+                if let Some(stream) = stream {
                     pool::put(addr, stream, finished);
                 }
                 if relayed == Relayed::UpstreamBroke {
@@ -226,6 +257,7 @@ pub(super) async fn run<D: Downstream>(
                     upstream_time: finished.duration_since(started),
                     upstream: Some(addr),
                     keep_client: relayed == Relayed::KeepClient,
+                    tunnel: None,
                 };
             }
             Err(failure) => {
@@ -240,6 +272,7 @@ pub(super) async fn run<D: Downstream>(
                             upstream_time: started.elapsed(),
                             upstream: Some(addr),
                             keep_client: false,
+                            tunnel: None,
                         };
                     }
                     break failure.answer();
@@ -254,6 +287,7 @@ pub(super) async fn run<D: Downstream>(
         upstream_time: started.elapsed(),
         upstream: tried.last().copied(),
         keep_client: sent && !req.close,
+        tunnel: None,
     }
 }
 
@@ -264,12 +298,12 @@ async fn attempt<D: Downstream>(
     up: &mut UpstreamIo,
     addr: SocketAddr,
     upstream: &UpstreamPolicy,
-    head_request: bool,
+    wants: Wants,
     add: Additions<'_>,
     now: Instant,
 ) -> Result<Answered, Failure> {
     if let Some(stream) = pool::take(addr, now) {
-        match exchange_head(client, up, stream, upstream.read_timeout, head_request, add).await {
+        match exchange_head(client, up, stream, upstream.read_timeout, wants, add).await {
             Err(f) if f.nothing_received && !f.timed_out && !f.committed => {}
             done => return done,
         }
@@ -287,7 +321,7 @@ async fn attempt<D: Downstream>(
     };
     // Small writes (request heads) must not wait for ACKs.
     let _ = stream.set_nodelay(true);
-    exchange_head(client, up, stream, upstream.read_timeout, head_request, add).await
+    exchange_head(client, up, stream, upstream.read_timeout, wants, add).await
 }
 
 /// Sends the request and reads the response head; on success the client holds its version of
@@ -297,7 +331,7 @@ async fn exchange_head<D: Downstream>(
     up: &mut UpstreamIo,
     mut stream: TcpStream,
     read_timeout: Duration,
-    head_request: bool,
+    wants: Wants,
     mut add: Additions<'_>,
 ) -> Result<Answered, Failure> {
     let mut failure = Failure {
@@ -339,7 +373,7 @@ async fn exchange_head<D: Downstream>(
         // Every complete head in the buffer: interim ones are passed on, the final one ends
         // the loop.
         loop {
-            match examine_head(client, up, head_request, &mut add) {
+            match examine_head(client, up, wants, &mut add) {
                 Head::Incomplete => break,
                 Head::Unusable => return Err(failure),
                 Head::Interim(len) => {
@@ -357,6 +391,7 @@ async fn exchange_head<D: Downstream>(
                         framing: head.framing,
                         reusable: head.reusable,
                         close_client: add.close,
+                        upgraded: head.upgraded,
                         stream,
                     })
                 }
@@ -382,6 +417,7 @@ struct FinalHead {
     head_len: usize,
     framing: Framing,
     reusable: bool,
+    upgraded: bool,
 }
 
 /// Parses the response head at the start of `up.buf` and, for a final one, has the client
@@ -390,20 +426,21 @@ struct FinalHead {
 fn examine_head<D: Downstream>(
     client: &mut D,
     up: &UpstreamIo,
-    head_request: bool,
+    wants: Wants,
     add: &mut Additions<'_>,
 ) -> Head {
     let mut storage = response::header_storage();
-    let head = match response::parse(&up.buf, &mut storage, head_request) {
+    let head = match response::parse(&up.buf, &mut storage, wants.head_request) {
         Ok(Some(head)) => head,
         Ok(None) if up.buf.len() < MAX_RESPONSE_HEAD => return Head::Incomplete,
         Ok(None) | Err(_) => return Head::Unusable,
     };
-    if head.code == 101 {
-        // Never asked for (upgrades take the general path).
+    let upgraded = head.code == 101;
+    if upgraded && !wants.upgrade {
+        // Switching protocols without being asked to.
         return Head::Unusable;
     }
-    if head.code < 200 {
+    if head.code < 200 && !upgraded {
         return Head::Interim(head.head_len);
     }
     add.close |= head.framing == Framing::UntilClose;
@@ -414,6 +451,7 @@ fn examine_head<D: Downstream>(
         code: head.code,
         head_len: head.head_len,
         framing: head.framing,
-        reusable: head.reusable,
+        reusable: head.reusable && !upgraded,
+        upgraded,
     })
 }

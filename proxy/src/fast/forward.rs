@@ -62,7 +62,9 @@ impl Client {
 ///
 /// Path, query and `Host` stay as the client sent them. `X-Forwarded-For` gets the client's
 /// address appended to what earlier proxies wrote; `X-Real-IP`, `X-Forwarded-Host` and
-/// `X-Forwarded-Proto` are set. Fields named in `Connection` are dropped with it.
+/// `X-Forwarded-Proto` are set. Fields named in `Connection` are dropped with it, except
+/// `Upgrade` when the client asks to switch protocols: that is forwarded, with
+/// `Connection: upgrade`.
 pub(super) fn write_request(
     out: &mut Vec<u8>,
     head: &RequestHead<'_>,
@@ -79,10 +81,14 @@ pub(super) fn write_request(
     let named = ConnectionNamed::of(head.headers);
     for h in head.headers {
         let name = h.name;
-        if DROPPED.iter().any(|d| is(name, d)) || named.contains(name) {
+        let forwarded_upgrade = head.upgrade && is(name, "upgrade");
+        if !forwarded_upgrade && (DROPPED.iter().any(|d| is(name, d)) || named.contains(name)) {
             continue;
         }
         field(out, name.as_bytes(), h.value);
+    }
+    if head.upgrade {
+        field(out, b"connection", b"upgrade");
     }
     let prior_for = head
         .headers
@@ -297,5 +303,27 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("host: h2.example").count(), 2, "{text}");
         assert!(text.contains("host: h2.example:8443\r\n"), "{text}");
+    }
+
+    #[test]
+    fn an_upgrade_is_forwarded_with_its_connection_token() {
+        let out = forwarded(
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: k\r\n\r\n",
+            client(false),
+        );
+        assert!(
+            out.starts_with(
+                "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\
+                 connection: upgrade\r\n"
+            ),
+            "{out}"
+        );
+        // Without the Connection token, Upgrade is not a request to switch: dropped.
+        let out = forwarded(
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n",
+            client(false),
+        );
+        assert!(!out.to_ascii_lowercase().contains("upgrade"), "{out}");
     }
 }

@@ -10,7 +10,8 @@ pub(super) const MAX_HEADERS: usize = 96;
 pub(super) const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
 /// A parsed request the fast path serves: HTTP/1.1, origin-form target, one Host, no body or
-/// a `Content-Length` body of at most [`MAX_BUFFERED_BODY`], no upgrade, no `Expect`.
+/// a `Content-Length` body of at most [`MAX_BUFFERED_BODY`] (none with an upgrade), no
+/// `Expect`.
 #[derive(Debug)]
 pub(super) struct RequestHead<'b> {
     /// The method token, e.g. `GET`.
@@ -31,6 +32,8 @@ pub(super) struct RequestHead<'b> {
     pub content_length: usize,
     /// The client asked to close the connection after this request (`Connection: close`).
     pub close: bool,
+    /// The client asks to switch protocols (`Upgrade`, named in `Connection`), e.g. WebSocket.
+    pub upgrade: bool,
 }
 
 impl RequestHead<'_> {
@@ -93,6 +96,8 @@ pub(super) fn classify<'b>(
     let mut host = None;
     let mut content_length: Option<u64> = None;
     let mut close = false;
+    let mut upgrade_field = false;
+    let mut upgrade_named = false;
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
@@ -116,13 +121,13 @@ pub(super) fn classify<'b>(
         } else if name.eq_ignore_ascii_case("expect") {
             return Classified::HandOff("Expect");
         } else if name.eq_ignore_ascii_case("upgrade") {
-            return Classified::HandOff("Upgrade");
+            upgrade_field = true;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return Classified::HandOff("Upgrade");
+                    upgrade_named = true;
                 }
             }
         }
@@ -133,6 +138,11 @@ pub(super) fn classify<'b>(
     let content_length = content_length.unwrap_or(0);
     if content_length > MAX_BUFFERED_BODY {
         return Classified::HandOff("large request body");
+    }
+    // An `Upgrade` field not named in `Connection` is ignored (and not forwarded).
+    let upgrade = upgrade_field && upgrade_named;
+    if upgrade && content_length > 0 {
+        return Classified::HandOff("Upgrade with a body");
     }
     let (path, query) = match target.find('?') {
         Some(i) => (&target[..i], Some(&target[i + 1..])),
@@ -149,6 +159,7 @@ pub(super) fn classify<'b>(
         // Bounded by MAX_BUFFERED_BODY above.
         content_length: content_length as usize,
         close,
+        upgrade,
     })
 }
 
@@ -243,6 +254,28 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_needs_the_field_and_its_connection_token() {
+        let upgrade = |raw: &str| {
+            with(raw, |c| match c {
+                Classified::Serve(h) => h.upgrade,
+                other => panic!("not served: {other:?}"),
+            })
+        };
+        assert!(upgrade(
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        ));
+        assert!(upgrade(
+            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nHost: a\r\nConnection: upgrade\r\n\r\n"
+        ));
+        assert!(!upgrade(
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n"
+        ));
+        assert!(!upgrade(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"
+        ));
+    }
+
+    #[test]
     fn partial_heads_ask_for_more() {
         assert!(with("GET / HTTP/1.1\r\nHost: a\r\n", |c| matches!(
             c,
@@ -301,12 +334,8 @@ mod tests {
                 "Expect",
             ),
             (
-                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-                "Upgrade",
-            ),
-            (
-                "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n",
-                "Upgrade",
+                "POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\nContent-Length: 1\r\n\r\n",
+                "Upgrade with a body",
             ),
             ("GET / HTTP/1.1\r\nHo st: a\r\n\r\n", "malformed head"),
         ];

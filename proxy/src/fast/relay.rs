@@ -25,9 +25,19 @@ pub(super) async fn relay(
         framing,
         reusable,
         close_client,
+        upgraded,
         ..
     } = answered;
     up.buf.advance(head_len);
+    if upgraded {
+        // The `101` head, and whatever the endpoint sent after it in the new protocol.
+        io.out.extend_from_slice(&up.buf);
+        up.buf.clear();
+        return match io.send_out().await {
+            Ok(()) => (Relayed::Upgraded, Some(stream)),
+            Err(_) => (Relayed::ClientGone, None),
+        };
+    }
     let result = match framing {
         Framing::Empty => io.send_out().await.map_err(|_| Relayed::ClientGone),
         Framing::Length(n) => relay_length(io, up, &mut stream, n, read_timeout).await,

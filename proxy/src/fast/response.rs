@@ -214,7 +214,9 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, add: Additi
         out.extend_from_slice(cookie.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if add.close {
+    if head.code == 101 {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    } else if add.close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");

@@ -206,6 +206,7 @@ async fn serve_stream(state: &ProxyState, session: H2Session, tls: bool, serving
         },
         hsts,
         close: false,
+        upgrade: false,
     };
     let mut client = H2Client {
         session,
@@ -460,5 +461,53 @@ mod spare {
                 spare.push(up);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_for_client(raw: &str, add: Additions<'_>) -> ResponseHeader {
+        let mut storage = response::header_storage();
+        let head = response::parse(raw.as_bytes(), &mut storage, false)
+            .expect("valid")
+            .expect("complete");
+        client_head(&head, add).expect("expressible")
+    }
+
+    #[test]
+    fn the_client_head_keeps_what_http2_can_carry_and_adds_pier_s() {
+        let raw = "HTTP/1.1 200 OK\r\nServer: app\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\
+                   Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\
+                   Upgrade: foo\r\nStrict-Transport-Security: max-age=1\r\nSet-Cookie: a=1\r\n\r\n";
+        let resp = head_for_client(
+            raw,
+            Additions {
+                hsts: Some("max-age=600"),
+                set_cookie: Some("pier-affinity=x"),
+                close: false,
+            },
+        );
+        assert_eq!(resp.status, StatusCode::OK);
+        let names: Vec<&str> = resp.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["server", "set-cookie", "strict-transport-security"],
+            "{resp:?}"
+        );
+        assert_eq!(resp.headers["strict-transport-security"], "max-age=600");
+        let cookies: Vec<_> = resp.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "pier-affinity=x"]);
+    }
+
+    #[test]
+    fn a_length_is_kept_when_it_frames_the_body() {
+        let resp = head_for_client(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n",
+            Additions::default(),
+        );
+        assert_eq!(resp.status, StatusCode::NOT_FOUND);
+        assert_eq!(resp.headers["content-length"], "3");
     }
 }
