@@ -79,10 +79,12 @@ pub(super) fn write_request(
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let named = ConnectionNamed::of(head.headers);
+    let mut forwarded_for = false;
     for h in head.headers {
         let name = h.name;
         let forwarded_upgrade = head.upgrade && is(name, "upgrade");
         if !forwarded_upgrade && (DROPPED.iter().any(|d| is(name, d)) || named.contains(name)) {
+            forwarded_for |= is(name, "x-forwarded-for");
             continue;
         }
         field(out, name.as_bytes(), h.value);
@@ -90,8 +92,9 @@ pub(super) fn write_request(
     if head.upgrade {
         field(out, b"connection", b"upgrade");
     }
-    let prior_for = head
-        .headers
+    // Earlier proxies' addresses, looked for only when the request has any.
+    let with_prior: &[httparse::Header<'_>] = if forwarded_for { head.headers } else { &[] };
+    let prior_for = with_prior
         .iter()
         .filter(|h| is(h.name, "x-forwarded-for"))
         .map(|h| h.value);
@@ -177,6 +180,7 @@ fn forwarding_fields<'v>(
     out.extend_from_slice(b"\r\n");
 }
 
+#[inline]
 fn is(name: &str, lower: &str) -> bool {
     name.eq_ignore_ascii_case(lower)
 }

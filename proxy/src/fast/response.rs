@@ -151,6 +151,7 @@ pub(super) enum Kept {
 
 /// Whether the field `name` of `head` goes to the client, given pier's additions and the
 /// names listed in the head's `Connection` fields.
+#[inline]
 pub(super) fn kept_from(
     head: &ResponseHead<'_>,
     name: &str,
