@@ -49,21 +49,21 @@ async fn every_request_gets_one_line_from_either_path() {
     assert_eq!(http1(&pier, get).await, 200);
     assert_eq!(http1(&pier, post).await, 200);
     assert_eq!(http1(&pier, unknown).await, 404);
-    // HTTP/2 with prior knowledge: a stream without body is the fast path's, one with a body
-    // the general path's.
+    // HTTP/2 with prior knowledge: a stream with a small body is the fast path's, one with a
+    // body larger than the fast path buffers the general path's.
     let mut sender = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
     let request = http::Request::get("http://log.example/over/h2")
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
     let request = http::Request::put("http://log.example/put/h2")
-        .body(Full::new(Bytes::from_static(b"body")))
+        .body(Full::new(Bytes::from(vec![b'x'; 100_000])))
         .unwrap();
     assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
     assert_eq!(pier.general_path_counts().await, vec![]);
     assert_eq!(
         pier.general_path_stream_counts().await,
-        vec![("request body".to_string(), 1)]
+        vec![("large request body".to_string(), 1)]
     );
 
     let found = e2e::poll_until(Duration::from_secs(5), || async {

@@ -360,7 +360,7 @@ where
 }
 
 #[tokio::test]
-async fn http2_streams_without_a_body_are_served_by_the_fast_path() {
+async fn http2_streams_are_served_by_the_fast_path() {
     use http::Method;
     use http_body_util::{Empty, Full};
     let backend = scripted_backend(Ipv4Addr::new(127, 0, 0, 76)).await;
@@ -442,16 +442,37 @@ async fn http2_streams_without_a_body_are_served_by_the_fast_path() {
     assert_eq!(general_path_counts(&pier).await, vec![]);
     assert_eq!(pier.general_path_stream_counts().await, vec![]);
 
-    // A stream with a request body is the general path's.
+    // A request body with its length is buffered and sent with the request; a larger one
+    // than the fast path buffers goes to the general path, which streams it.
     let mut with_body = e2e::client::h2c_connect(pier.http_addr()).await.unwrap();
     let body = Full::new(bytes::Bytes::from_static(b"over h2"));
     let (status, _, body) = h2_request(&mut with_body, Method::POST, "/echo-body", body)
         .await
         .unwrap();
     assert_eq!((status, &body[..]), (200, &b"over h2"[..]));
+    // Buffered, so a pooled connection the endpoint closed is replaced and the body sent again.
+    for i in 0..4 {
+        let sent = bytes::Bytes::from(format!("body-{i}"));
+        let (status, _, body) = h2_request(
+            &mut with_body,
+            Method::POST,
+            "/once-per-connection",
+            Full::new(sent.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!((status, body), (200, sent), "request {i}");
+    }
+    assert_eq!(pier.general_path_stream_counts().await, vec![]);
+    let large = bytes::Bytes::from(vec![b'x'; 100_000]);
+    let (status, _, body) =
+        h2_request(&mut with_body, Method::POST, "/echo-body", Full::new(large))
+            .await
+            .unwrap();
+    assert_eq!((status, body.len()), (200, 100_000));
     assert_eq!(
         pier.general_path_stream_counts().await,
-        vec![("request body".to_string(), 1)]
+        vec![("large request body".to_string(), 1)]
     );
 }
 

@@ -1,14 +1,16 @@
 //! HTTP/2 streams on the fast path. Pingora runs each HTTP/2 connection (handshake, flow
 //! control, GOAWAY on shutdown, the idle timeout, the malformed-stream budget) and hands pier
 //! one stream at a time through [`HttpServerApp`]. A stream the fast path's upstream side can
-//! serve (no request body, a route whose Service has a ready endpoint, a clear-text HTTP/1.1
-//! backend) is exchanged here, its response written to the stream; every other stream
-//! (request bodies, `CONNECT`, pier's own 308/404/503, HTTPS and h2c backends) goes to
-//! Pingora's general path, stream by stream.
+//! serve (no request body or one of at most [`MAX_BUFFERED_BODY`] with `Content-Length`,
+//! buffered whole so an attempt can be retried; a route whose Service has a ready endpoint; a
+//! clear-text HTTP/1.1 backend) is exchanged here, its response written to the stream; every
+//! other stream (larger or unannounced request bodies, `CONNECT`, pier's own 308/404/503,
+//! HTTPS and h2c backends) goes to Pingora's general path, stream by stream.
 
+use super::connection::KEEPALIVE;
 use super::exchange::{self, Answered, Downstream, Relayed, Request, UpstreamIo};
 use super::forward::{self, Client};
-use super::head::ConnectionNamed;
+use super::head::{parse_length, ConnectionNamed, MAX_BUFFERED_BODY};
 use super::response::{self, Additions, Framing, Kept, ResponseHead};
 use crate::access;
 use crate::answer::Answer;
@@ -111,13 +113,27 @@ struct Serving {
     service: Arc<ServiceBalancer>,
     hsts: Option<Arc<str>>,
     request: http::request::Parts,
+    /// Length of the request body still to be read from the stream.
+    body_length: usize,
 }
 
 /// Decides who serves the stream in `h2`.
 fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
-    if !h2.is_body_empty() {
-        return Plan::General("request body");
-    }
+    let body_length = if h2.is_body_empty() {
+        0
+    } else {
+        let length = h2
+            .req_header()
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| parse_length(v.as_bytes()));
+        match length {
+            // Bounded by MAX_BUFFERED_BODY.
+            Some(n) if n <= MAX_BUFFERED_BODY => n as usize,
+            Some(_) => return Plan::General("large request body"),
+            None => return Plan::General("request body without Content-Length"),
+        }
+    };
     let req = h2.req_header();
     if req.method == Method::CONNECT {
         return Plan::General("CONNECT");
@@ -165,6 +181,7 @@ fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
         service,
         hsts,
         request,
+        body_length,
     }))
 }
 
@@ -174,7 +191,7 @@ fn client_ip(h2: &H2Session) -> Option<std::net::IpAddr> {
 
 /// Exchanges the stream's request with the Service's endpoints and writes the response (or
 /// pier's answer) to the stream; writes its access-log line when enabled.
-async fn serve_stream(state: &ProxyState, session: H2Session, tls: bool, serving: Serving) {
+async fn serve_stream(state: &ProxyState, mut session: H2Session, tls: bool, serving: Serving) {
     let _request = state.track_request();
     let started = access::enabled().then(Instant::now);
     let Serving {
@@ -182,6 +199,7 @@ async fn serve_stream(state: &ProxyState, session: H2Session, tls: bool, serving
         service,
         hsts,
         request: req,
+        body_length,
     } = serving;
     let ip = client_ip(&session);
     let host = request_host(&req);
@@ -195,48 +213,80 @@ async fn serve_stream(state: &ProxyState, session: H2Session, tls: bool, serving
         &req.headers,
         &Client::new(ip, tls),
     );
-    let request = Request {
-        head_request: req.method == Method::HEAD,
-        idempotent: req.method.is_idempotent(),
-        pick: PickContext {
-            client_ip: ip,
-            headers: RequestHeaders::Map(&req.headers),
-            path: req.uri.path(),
-            query: req.uri.query(),
-        },
-        hsts,
-        close: false,
-        upgrade: false,
-    };
-    let mut client = H2Client {
-        session,
-        head: None,
-        body_sent: 0,
-    };
-    let mut rng = fastrand::Rng::new();
-    let done = exchange::run(&mut client, &mut up, state, &service, &request, &mut rng).await;
+    let (code, upstream, upstream_time, bytes) =
+        if read_body(&mut session, body_length, &mut up.request).await {
+            let request = Request {
+                head_request: req.method == Method::HEAD,
+                idempotent: req.method.is_idempotent(),
+                pick: PickContext {
+                    client_ip: ip,
+                    headers: RequestHeaders::Map(&req.headers),
+                    path: req.uri.path(),
+                    query: req.uri.query(),
+                },
+                hsts,
+                close: false,
+                upgrade: false,
+            };
+            let mut client = H2Client {
+                session,
+                head: None,
+                body_sent: 0,
+            };
+            let mut rng = fastrand::Rng::new();
+            let done =
+                exchange::run(&mut client, &mut up, state, &service, &request, &mut rng).await;
+            // A stream whose response did not end (the endpoint failed in the middle of the body)
+            // is reset when the session is dropped, so the client knows the response is
+            // incomplete.
+            (
+                done.code,
+                done.upstream,
+                Some(done.upstream_time),
+                client.body_sent,
+            )
+        } else {
+            // The client did not send the body it announced: the stream is reset, nothing sent.
+            (0, None, None, 0)
+        };
     spare::put(up);
-    state.metrics.record_route(
-        &target.label,
-        &target.metrics,
-        done.code,
-        Some(done.upstream_time),
-    );
+    state
+        .metrics
+        .record_route(&target.label, &target.metrics, code, upstream_time);
     if let Some(started) = started {
         access::log(&access::Entry {
             client: ip,
             method: req.method.as_str(),
             host,
             target: path_and_query,
-            status: done.code,
-            bytes: client.body_sent,
+            status: code,
+            bytes,
             duration: started.elapsed(),
-            upstream: done.upstream,
+            upstream,
             route: Some(&target.label),
         });
     }
-    // A stream whose response did not end (the endpoint failed in the middle of the body) is
-    // reset when the session is dropped, so the client knows the response is incomplete.
+}
+
+/// Reads the stream's request body, announced as `length` bytes, onto `out` (after the
+/// upstream request head), waiting at most [`KEEPALIVE`] for it; `false` when the client does
+/// not send exactly that much.
+async fn read_body(session: &mut H2Session, length: usize, out: &mut Vec<u8>) -> bool {
+    if length == 0 {
+        return true;
+    }
+    let expected = out.len() + length;
+    out.reserve(length);
+    let read = async {
+        while let Some(data) = session.read_body_bytes().await.ok()? {
+            if out.len() + data.len() > expected {
+                return None;
+            }
+            out.extend_from_slice(&data);
+        }
+        Some(())
+    };
+    matches!(tokio::time::timeout(KEEPALIVE, read).await, Ok(Some(()))) && out.len() == expected
 }
 
 /// An HTTP/2 stream as the receiver of an exchange's response.
