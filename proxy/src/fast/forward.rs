@@ -120,15 +120,19 @@ pub(super) fn write_request_from_map(
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !host.is_empty() && !headers.contains_key(http::header::HOST) {
+    // A scan of the few names is cheaper than hashing one.
+    if !host.is_empty() && !headers.keys().any(|n| n == http::header::HOST) {
         field(out, b"host", host.as_bytes());
     }
     let mut cookies = false;
+    let mut forwarded_for = false;
     for (name, value) in headers {
         let name = name.as_str();
         if name == "cookie" {
             cookies = true;
-        } else if !DROPPED.contains(&name) {
+        } else if DROPPED.contains(&name) {
+            forwarded_for |= name == "x-forwarded-for";
+        } else {
             field(out, name.as_bytes(), value.as_bytes());
         }
     }
@@ -142,9 +146,11 @@ pub(super) fn write_request_from_map(
         }
         out.extend_from_slice(b"\r\n");
     }
-    let prior_for = headers
-        .get_all("x-forwarded-for")
+    // Earlier proxies' addresses, looked up only when the request has any.
+    let prior_for = forwarded_for
+        .then(|| headers.get_all(http::HeaderName::from_static("x-forwarded-for")))
         .into_iter()
+        .flatten()
         .map(|v| v.as_bytes());
     forwarding_fields(out, host.as_bytes(), prior_for, client);
 }
