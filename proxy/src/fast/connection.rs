@@ -179,7 +179,12 @@ pub(super) async fn serve(
                 return None;
             }
             Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,
-            Next::Tunnel(upstream) => return tunnel(&app.state, io.client, upstream, inbuf).await,
+            Next::Tunnel(upstream) => {
+                // A tunnel may stay open for hours: keep none of the request buffers.
+                up.trim();
+                io.out = Vec::new();
+                return tunnel(&app.state, io.client, upstream, inbuf).await;
+            }
         }
     }
 }

@@ -9,15 +9,19 @@
 //! heads parsed in place, the upstream request written in one buffer, and upstream
 //! connections kept per worker thread ([`pool`]).
 //!
-//! HTTP/2 connections (TLS with ALPN `h2`, clear text with the preface) are run by Pingora,
-//! which hands each stream to [`stream`]: streams without a request body to a clear-text
-//! HTTP/1.1 backend are exchanged with the same upstream side, the others go to the general
-//! path.
+//! HTTP/1.1 upgrades (WebSocket) are forwarded, and on `101 Switching Protocols` the client
+//! and upstream connections are joined into a tunnel.
 //!
-//! Everything else (upgrades such as WebSocket, `Expect`, chunked or large request bodies,
-//! HTTP/1.0, HTTPS and h2c backends, malformed requests) goes to Pingora's general path with
-//! the bytes already read, so behaviour stays the same whichever path serves a request. Routing, balancing, health reporting, retries, HSTS and redirects, metrics and
-//! the answers pier writes itself are shared by both paths.
+//! HTTP/2 connections (TLS with ALPN `h2`, clear text with the preface) are run by Pingora,
+//! which hands each stream to [`stream`]: streams without a request body or with a small one
+//! announced by `Content-Length`, to a clear-text HTTP/1.1 backend, are exchanged with the same
+//! upstream side; the others go to the general path.
+//!
+//! Everything else (`Expect`, chunked or large request bodies, HTTP/1.0, HTTPS and h2c
+//! backends, malformed requests) goes to Pingora's general path with the bytes already read,
+//! so behaviour stays the same whichever path serves a request. Routing, balancing, health
+//! reporting, retries, HSTS and redirects, metrics and the answers pier writes itself are
+//! shared by both paths.
 
 mod answer;
 mod chunked;
