@@ -129,6 +129,27 @@ async fn request_reaches_backend_unchanged_with_forwarding_headers() {
     assert_eq!(headers["x-custom"], "kept", "{headers}");
     assert_eq!(headers["user-agent"], "pier-e2e", "{headers}");
 
+    // Addresses of earlier proxies, in one field or several, come first, whichever path
+    // serves the request (HTTP/1.1: the fast path; HTTP/1.0: the general path).
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let mut conn = e2e::raw::RawConnection::connect(pier.http_addr())
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /api/echo {version}\r\nHost: a.example\r\nX-Forwarded-For: 10.0.0.1\r\n\
+             X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n"
+        );
+        conn.send(request.as_bytes()).await.unwrap();
+        let r = conn.read_response(false).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+        assert_eq!(
+            v["headers"]["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1",
+            "{version}: {v}"
+        );
+    }
+    let general = pier.general_path_counts().await;
+    assert_eq!(general, vec![("HTTP/1.0".to_string(), 1)], "{general:?}");
+
     // Host with a port and odd case reaches the backend as sent.
     let reply = pier.get("A.Example:8080", "/p?q").await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.summary());

@@ -255,18 +255,22 @@ impl ProxyHttp for PierProxy {
             .map(|a| a.ip())
         {
             let ip = ip_header_value(ip);
-            let forwarded_for = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) if !prior.is_empty() => {
-                    let ip = ip.to_str().unwrap_or_default();
-                    HeaderValue::try_from(format!("{prior}, {ip}")).map_err(|_| {
-                        Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For")
-                    })?
+            // Earlier proxies' addresses, from every field (a list may be split over several),
+            // then the client's.
+            let mut prior = Vec::new();
+            for value in upstream_request.headers.get_all("x-forwarded-for") {
+                let value = value.as_bytes().trim_ascii();
+                if !value.is_empty() {
+                    prior.extend_from_slice(value);
+                    prior.extend_from_slice(b", ");
                 }
-                _ => ip.clone(),
+            }
+            let forwarded_for = if prior.is_empty() {
+                ip.clone()
+            } else {
+                prior.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&prior)
+                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For"))?
             };
             upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
             upstream_request.insert_header("x-real-ip", ip)?;
