@@ -1,5 +1,5 @@
 //! pier's own answers (no route, no endpoint, upstream failures): one status and text per
-//! case, the same whichever front end (HTTP/1.1 fast path or Pingora) answers.
+//! case, the same whichever front end (the fast path or Pingora's general path) answers.
 
 use http::header;
 use pingora_http::ResponseHeader;

@@ -115,7 +115,7 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
         None => None,
     };
     let checks = HealthService::new(&state.health, Arc::new(NetProber));
-    // Pingora's general proxy path, for what the HTTP/1.1 fast path hands over.
+    // Pingora's general proxy path, for what the fast path hands over.
     let mut general =
         pingora::proxy::http_proxy(&server.configuration, PierProxy::new(state.clone()));
     // Plain-text HTTP/2 (prior knowledge) beside HTTP/1.1 on the same port.

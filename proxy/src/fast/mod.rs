@@ -64,8 +64,9 @@ pub struct PierApp {
 }
 
 impl PierApp {
-    /// Serves HTTP/1.1 itself and hands everything else to `general`; clear-text HTTP/2 with
-    /// prior knowledge is accepted when `general`'s server options allow h2c.
+    /// Serves HTTP/1.1 and HTTP/2 streams itself where it can and hands the rest to `general`;
+    /// clear-text HTTP/2 with prior knowledge is accepted when `general`'s server options allow
+    /// h2c.
     pub fn new(state: Arc<ProxyState>, general: HttpProxy<PierProxy>) -> PierApp {
         let h2c = general.server_options.as_ref().is_some_and(|o| o.h2c);
         let general = Arc::new(general);
