@@ -92,7 +92,15 @@ impl<'a> PickContext<'a> {
         Some(match key {
             HashKey::Header(name) => hash64(self.headers.get(name)?, SEED),
             HashKey::Cookie(name) => hash64(self.cookie(name)?.as_bytes(), SEED),
-            HashKey::SourceIp => hash64(self.client_ip?.to_string().as_bytes(), SEED),
+            HashKey::SourceIp => {
+                // The address as text (the key pier has always hashed), formatted on the stack.
+                use std::io::Write;
+                let mut text = [0u8; 46];
+                let mut cursor = std::io::Cursor::new(&mut text[..]);
+                write!(cursor, "{}", self.client_ip?).ok()?;
+                let len = cursor.position() as usize;
+                hash64(&text[..len], SEED)
+            }
             HashKey::Path => hash64(self.path.as_bytes(), SEED),
             HashKey::Query(name) => hash64(self.query_param(name)?.as_bytes(), SEED),
         })
@@ -145,6 +153,29 @@ mod tests {
             assert_eq!(ctx.cookie("a"), Some("1"));
             assert_eq!(ctx.cookie("b"), None);
             assert_eq!(headers.get_all("cookie").count(), 2);
+        }
+    }
+
+    #[test]
+    fn the_source_ip_key_is_the_address_as_text() {
+        for ip in [
+            "192.0.2.7",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let map = http::HeaderMap::new();
+            let ctx = PickContext {
+                client_ip: Some(ip),
+                headers: RequestHeaders::Map(&map),
+                path: "/",
+                query: None,
+            };
+            assert_eq!(
+                ctx.hash_key(&HashKey::SourceIp),
+                Some(hash64(ip.to_string().as_bytes(), 0x4a5b)),
+                "{ip}"
+            );
         }
     }
 }
