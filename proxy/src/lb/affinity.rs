@@ -81,14 +81,29 @@ impl ClientIpTable {
         Some(entry.0)
     }
 
-    /// Binds `ip` to `endpoint` from `now` on.
-    pub fn bind(&self, ip: IpAddr, endpoint: SocketAddr, now: Instant) {
+    /// Binds `ip` to `endpoint` from `now` on and returns it, unless another request of the
+    /// same client bound it meanwhile (both found no binding) to an endpoint `usable` accepts:
+    /// that binding stands and is returned, so concurrent first requests agree.
+    pub fn bind(
+        &self,
+        ip: IpAddr,
+        endpoint: SocketAddr,
+        now: Instant,
+        usable: impl Fn(&SocketAddr) -> bool,
+    ) -> SocketAddr {
         let mut map = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((bound, seen)) = map.get_mut(&ip) {
+            if now.saturating_duration_since(*seen) <= self.timeout && usable(bound) {
+                *seen = (*seen).max(now);
+                return *bound;
+            }
+        }
         if map.len() >= SWEEP_ABOVE {
             let timeout = self.timeout;
             map.retain(|_, (_, seen)| now.saturating_duration_since(*seen) <= timeout);
         }
         map.insert(ip, (endpoint, now));
+        endpoint
     }
 }
 
@@ -125,7 +140,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let ep: SocketAddr = "10.0.0.1:80".parse().unwrap();
         let t0 = Instant::now();
-        t.bind(ip, ep, t0);
+        assert_eq!(t.bind(ip, ep, t0, |_| true), ep);
         assert_eq!(
             t.lookup(ip, t0 + Duration::from_secs(8), |_| true),
             Some(ep)
@@ -141,5 +156,24 @@ mod tests {
             None,
             "unusable endpoint is not returned"
         );
+    }
+
+    #[test]
+    fn the_first_binding_of_a_client_stands() {
+        let t = ClientIpTable::new(Duration::from_secs(10));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
+        let t0 = Instant::now();
+        // Two requests found no binding and picked different endpoints: the later one gets
+        // the earlier one's.
+        assert_eq!(t.bind(ip, a, t0, |_| true), a);
+        assert_eq!(t.bind(ip, b, t0, |_| true), a);
+        assert_eq!(t.lookup(ip, t0, |_| true), Some(a));
+        // A binding to an endpoint no longer usable, or an expired one, is replaced.
+        assert_eq!(t.bind(ip, b, t0, |e| *e != a), b);
+        assert_eq!(t.bind(ip, a, t0 + Duration::from_secs(60), |_| true), a);
     }
 }

@@ -217,20 +217,19 @@ impl ServiceBalancer {
             Some(Affinity::ClientIp { .. }) => match (&self.client_ip, req.client_ip) {
                 (Some(table), Some(ip)) => {
                     let now = Instant::now();
+                    let index_of =
+                        |a: &SocketAddr| self.endpoints.iter().position(|e| e.address == *a);
+                    let usable_address = |a: &SocketAddr| index_of(a).is_some_and(bound_ok);
                     let bound = table
-                        .lookup(ip, now, |a| {
-                            self.endpoints
-                                .iter()
-                                .position(|e| e.address == *a)
-                                .is_some_and(bound_ok)
-                        })
-                        .and_then(|a| self.endpoints.iter().position(|e| e.address == a));
+                        .lookup(ip, now, usable_address)
+                        .and_then(|a| index_of(&a));
                     match bound {
                         Some(i) => Some(i),
                         None => {
                             let i = self.pick_by_algorithm(req, &usable, rng)?;
-                            table.bind(ip, self.endpoints[i].address, now);
-                            Some(i)
+                            let bound =
+                                table.bind(ip, self.endpoints[i].address, now, usable_address);
+                            Some(index_of(&bound).unwrap_or(i))
                         }
                     }
                 }
