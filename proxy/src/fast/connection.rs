@@ -74,9 +74,9 @@ impl Downstream for Io {
     async fn relay(
         &mut self,
         up: &mut UpstreamIo,
-        answered: Answered,
+        answered: &mut Answered,
         read_timeout: Duration,
-    ) -> (Relayed, Option<tokio::net::TcpStream>) {
+    ) -> Relayed {
         super::relay::relay(self, up, answered, read_timeout).await
     }
 

@@ -89,14 +89,15 @@ pub(super) trait Downstream {
     /// [`Downstream::relay`]); `false`: it cannot be expressed to this client.
     fn final_head(&mut self, head: &ResponseHead<'_>, add: Additions<'_>) -> bool;
 
-    /// Sends the prepared head and relays the body (`up.buf` starts with the endpoint's head).
-    /// Returns the upstream connection too when it ended cleanly (reusable).
+    /// Sends the prepared head and relays the body from `answered.stream` (`up.buf` starts
+    /// with the body bytes already read); a byte left in `up.buf` afterwards was not part of
+    /// the response. Whether the upstream connection is reused is the exchange's decision.
     async fn relay(
         &mut self,
         up: &mut UpstreamIo,
-        answered: Answered,
+        answered: &mut Answered,
         read_timeout: Duration,
-    ) -> (Relayed, Option<TcpStream>);
+    ) -> Relayed;
 
     /// Sends one of pier's own answers (without body for `HEAD`); whether it went out.
     async fn answer(&mut self, answer: Answer, head_request: bool, close: bool) -> bool;
@@ -148,15 +149,6 @@ pub(super) struct Exchanged {
     /// The upstream connection, when the endpoint switched protocols: the caller joins it to
     /// the client connection.
     pub tunnel: Option<TcpStream>,
-}
-
-/// What the request asked for that decides how the response is read.
-#[derive(Debug, Clone, Copy)]
-struct Wants {
-    /// A `HEAD` request: the response has no body.
-    head_request: bool,
-    /// An upgrade: a `101` is the final answer.
-    upgrade: bool,
 }
 
 /// Why an attempt produced no usable response head.
@@ -227,37 +219,31 @@ pub(super) async fn run<D: Downstream>(
             set_cookie: set_cookie.as_deref(),
             close: req.close,
         };
-        let wants = Wants {
-            head_request: req.head_request,
-            upgrade: req.upgrade,
-        };
-        match attempt(client, up, addr, upstream, wants, add, started).await {
-            Ok(answered) => {
+        match attempt(client, up, addr, upstream, req, add, started).await {
+            Ok(mut answered) => {
                 service.record_answer(pick.guard.state(), addr, answered.code);
-                let code = answered.code;
-                let (relayed, stream) = client.relay(up, answered, upstream.read_timeout).await;
+                up.buf.advance(answered.head_len);
+                let relayed = client.relay(up, &mut answered, upstream.read_timeout).await;
                 let finished = Instant::now();
-                if relayed == Relayed::Upgraded {
-                    return Exchanged {
-                        code,
-                        upstream_time: finished.duration_since(started),
-                        upstream: Some(addr),
-                        keep_client: false,
-                        tunnel: stream,
-                    };
+                let mut tunnel = None;
+                match relayed {
+                    Relayed::Upgraded => tunnel = Some(answered.stream),
+                    Relayed::KeepClient | Relayed::CloseClient => {
+                        // Reusable only if the endpoint sent nothing past the response.
+                        if answered.reusable && up.buf.is_empty() {
+                            pool::put(addr, answered.stream, finished);
+                        }
+                    }
+                    Relayed::UpstreamBroke => service.record_failure(pick.guard.state(), addr),
+                    Relayed::ClientGone => {}
                 }
-                if let Some(stream) = stream {
-                    pool::put(addr, stream, finished);
-                }
-                if relayed == Relayed::UpstreamBroke {
-                    service.record_failure(pick.guard.state(), addr);
-                }
+                up.buf.clear();
                 return Exchanged {
-                    code,
+                    code: answered.code,
                     upstream_time: finished.duration_since(started),
                     upstream: Some(addr),
                     keep_client: relayed == Relayed::KeepClient,
-                    tunnel: None,
+                    tunnel,
                 };
             }
             Err(failure) => {
@@ -298,12 +284,12 @@ async fn attempt<D: Downstream>(
     up: &mut UpstreamIo,
     addr: SocketAddr,
     upstream: &UpstreamPolicy,
-    wants: Wants,
+    req: &Request<'_>,
     add: Additions<'_>,
     now: Instant,
 ) -> Result<Answered, Failure> {
     if let Some(stream) = pool::take(addr, now) {
-        match exchange_head(client, up, stream, upstream.read_timeout, wants, add).await {
+        match exchange_head(client, up, stream, upstream.read_timeout, req, add).await {
             Err(f) if f.nothing_received && !f.timed_out && !f.committed => {}
             done => return done,
         }
@@ -321,7 +307,7 @@ async fn attempt<D: Downstream>(
     };
     // Small writes (request heads) must not wait for ACKs.
     let _ = stream.set_nodelay(true);
-    exchange_head(client, up, stream, upstream.read_timeout, wants, add).await
+    exchange_head(client, up, stream, upstream.read_timeout, req, add).await
 }
 
 /// Sends the request and reads the response head; on success the client holds its version of
@@ -331,7 +317,7 @@ async fn exchange_head<D: Downstream>(
     up: &mut UpstreamIo,
     mut stream: TcpStream,
     read_timeout: Duration,
-    wants: Wants,
+    req: &Request<'_>,
     mut add: Additions<'_>,
 ) -> Result<Answered, Failure> {
     let mut failure = Failure {
@@ -373,7 +359,7 @@ async fn exchange_head<D: Downstream>(
         // Every complete head in the buffer: interim ones are passed on, the final one ends
         // the loop.
         loop {
-            match examine_head(client, up, wants, &mut add) {
+            match examine_head(client, up, req, &mut add) {
                 Head::Incomplete => break,
                 Head::Unusable => return Err(failure),
                 Head::Interim(len) => {
@@ -426,17 +412,17 @@ struct FinalHead {
 fn examine_head<D: Downstream>(
     client: &mut D,
     up: &UpstreamIo,
-    wants: Wants,
+    req: &Request<'_>,
     add: &mut Additions<'_>,
 ) -> Head {
     let mut storage = response::header_storage();
-    let head = match response::parse(&up.buf, &mut storage, wants.head_request) {
+    let head = match response::parse(&up.buf, &mut storage, req.head_request) {
         Ok(Some(head)) => head,
         Ok(None) if up.buf.len() < MAX_RESPONSE_HEAD => return Head::Incomplete,
         Ok(None) | Err(_) => return Head::Unusable,
     };
     let upgraded = head.code == 101;
-    if upgraded && !wants.upgrade {
+    if upgraded && !req.upgrade {
         // Switching protocols without being asked to.
         return Head::Unusable;
     }

@@ -11,50 +11,34 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Sends the client's response head (in `io.out`) with the body bytes already read, then the
-/// rest of the body as it arrives. Returns the upstream connection too when it ended cleanly
-/// (reusable).
+/// rest of the body as it arrives; after a `101`, the head and whatever the endpoint sent after
+/// it in the new protocol.
 pub(super) async fn relay(
     io: &mut Io,
     up: &mut UpstreamIo,
-    answered: Answered,
+    answered: &mut Answered,
     read_timeout: Duration,
-) -> (Relayed, Option<TcpStream>) {
-    let Answered {
-        mut stream,
-        head_len,
-        framing,
-        reusable,
-        close_client,
-        upgraded,
-        ..
-    } = answered;
-    up.buf.advance(head_len);
-    if upgraded {
-        // The `101` head, and whatever the endpoint sent after it in the new protocol.
+) -> Relayed {
+    if answered.upgraded {
         io.out.extend_from_slice(&up.buf);
         up.buf.clear();
         return match io.send_out().await {
-            Ok(()) => (Relayed::Upgraded, Some(stream)),
-            Err(_) => (Relayed::ClientGone, None),
+            Ok(()) => Relayed::Upgraded,
+            Err(_) => Relayed::ClientGone,
         };
     }
-    let result = match framing {
+    let stream = &mut answered.stream;
+    let result = match answered.framing {
         Framing::Empty => io.send_out().await.map_err(|_| Relayed::ClientGone),
-        Framing::Length(n) => relay_length(io, up, &mut stream, n, read_timeout).await,
-        Framing::Chunked => relay_chunked(io, up, &mut stream, read_timeout).await,
-        Framing::UntilClose => relay_until_close(io, up, &mut stream, read_timeout).await,
+        Framing::Length(n) => relay_length(io, up, stream, n, read_timeout).await,
+        Framing::Chunked => relay_chunked(io, up, stream, read_timeout).await,
+        Framing::UntilClose => relay_until_close(io, up, stream, read_timeout).await,
     };
-    if let Err(why) = result {
-        return (why, None);
+    match result {
+        Err(why) => why,
+        Ok(()) if answered.close_client => Relayed::CloseClient,
+        Ok(()) => Relayed::KeepClient,
     }
-    let reusable = reusable && up.buf.is_empty();
-    up.buf.clear();
-    let relayed = if close_client {
-        Relayed::CloseClient
-    } else {
-        Relayed::KeepClient
-    };
-    (relayed, reusable.then_some(stream))
 }
 
 /// Sends the first `n` bytes of `up.buf` to the client and drops them from the buffer.

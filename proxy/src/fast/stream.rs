@@ -408,36 +408,25 @@ impl Downstream for H2Client {
     async fn relay(
         &mut self,
         up: &mut UpstreamIo,
-        answered: Answered,
+        answered: &mut Answered,
         read_timeout: Duration,
-    ) -> (Relayed, Option<TcpStream>) {
-        let Answered {
-            mut stream,
-            head_len,
-            framing,
-            reusable,
-            ..
-        } = answered;
-        up.buf.advance(head_len);
+    ) -> Relayed {
         let Some(head) = self.head.take() else {
-            return (Relayed::ClientGone, None);
+            return Relayed::ClientGone;
         };
+        let framing = answered.framing;
         let no_body = matches!(framing, Framing::Empty | Framing::Length(0));
         if self.session.write_response_header(head, no_body).is_err() {
-            return (Relayed::ClientGone, None);
+            return Relayed::ClientGone;
         }
+        let stream = &mut answered.stream;
         let result = match framing {
             Framing::Empty => Ok(()),
-            Framing::Length(n) => self.relay_length(up, &mut stream, n, read_timeout).await,
-            Framing::Chunked => self.relay_chunked(up, &mut stream, read_timeout).await,
-            Framing::UntilClose => self.relay_until_close(up, &mut stream, read_timeout).await,
+            Framing::Length(n) => self.relay_length(up, stream, n, read_timeout).await,
+            Framing::Chunked => self.relay_chunked(up, stream, read_timeout).await,
+            Framing::UntilClose => self.relay_until_close(up, stream, read_timeout).await,
         };
-        if let Err(why) = result {
-            return (why, None);
-        }
-        let reusable = reusable && up.buf.is_empty();
-        up.buf.clear();
-        (Relayed::KeepClient, reusable.then_some(stream))
+        result.err().unwrap_or(Relayed::KeepClient)
     }
 
     async fn answer(&mut self, answer: Answer, head_request: bool, _close: bool) -> bool {
