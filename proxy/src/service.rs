@@ -256,22 +256,16 @@ impl ProxyHttp for PierProxy {
         {
             let ip = ip_header_value(ip);
             // Earlier proxies' addresses, from every field (a list may be split over several),
-            // then the client's.
-            let mut prior = Vec::new();
-            for value in upstream_request.headers.get_all("x-forwarded-for") {
-                let value = value.as_bytes().trim_ascii();
-                if !value.is_empty() {
-                    prior.extend_from_slice(value);
-                    prior.extend_from_slice(b", ");
-                }
-            }
-            let forwarded_for = if prior.is_empty() {
-                ip.clone()
-            } else {
-                prior.extend_from_slice(ip.as_bytes());
-                HeaderValue::from_bytes(&prior)
-                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For"))?
-            };
+            // then the client's: the same value the fast path writes.
+            let mut value = Vec::new();
+            let prior = upstream_request.headers.get_all("x-forwarded-for");
+            crate::fast::forward::append_forwarded_for(
+                &mut value,
+                prior.iter().map(|v| v.as_bytes()),
+                ip.as_bytes(),
+            );
+            let forwarded_for = HeaderValue::from_bytes(&value)
+                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For"))?;
             upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
             upstream_request.insert_header("x-real-ip", ip)?;
         }

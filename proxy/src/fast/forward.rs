@@ -170,20 +170,30 @@ fn forwarding_fields<'v>(
     if client.ip.is_some() {
         let ip = client.ip_text();
         out.extend_from_slice(b"x-forwarded-for: ");
-        for value in prior_for {
-            let value = value.trim_ascii();
-            if !value.is_empty() {
-                out.extend_from_slice(value);
-                out.extend_from_slice(b", ");
-            }
-        }
-        out.extend_from_slice(ip);
+        append_forwarded_for(out, prior_for, ip);
         out.extend_from_slice(b"\r\n");
         field(out, b"x-real-ip", ip);
     }
     let proto: &[u8] = if client.tls { b"https" } else { b"http" };
     field(out, b"x-forwarded-proto", proto);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the `X-Forwarded-For` value to `out`: the non-empty values of the request's
+/// `X-Forwarded-For` fields (`prior`, earlier proxies' addresses), then `ip`, the client's.
+pub(crate) fn append_forwarded_for<'v>(
+    out: &mut Vec<u8>,
+    prior: impl Iterator<Item = &'v [u8]>,
+    ip: &[u8],
+) {
+    for value in prior {
+        let value = value.trim_ascii();
+        if !value.is_empty() {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(ip);
 }
 
 #[inline]

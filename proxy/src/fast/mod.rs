@@ -28,7 +28,7 @@ mod chunked;
 mod connection;
 mod deadline;
 mod exchange;
-mod forward;
+pub(crate) mod forward;
 mod head;
 mod pool;
 mod relay;
