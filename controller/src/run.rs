@@ -45,14 +45,16 @@ pub fn run(
         kube_metrics.register(&mut registry);
     }
 
-    // Fail early with a clear message rather than from inside the proxy's start-up.
-    std::net::TcpListener::bind(args.http_listen)
+    // Fail early with a clear message rather than from inside the proxy's start-up. The
+    // probes stay bound until all three are checked, so two flags naming one address fail too.
+    let http_probe = std::net::TcpListener::bind(args.http_listen)
         .with_context(|| format!("cannot listen on --http-listen {}", args.http_listen))?;
-    std::net::TcpListener::bind(args.https_listen)
+    let https_probe = std::net::TcpListener::bind(args.https_listen)
         .with_context(|| format!("cannot listen on --https-listen {}", args.https_listen))?;
     let admin_listener = control
         .block_on(tokio::net::TcpListener::bind(args.admin_listen))
         .with_context(|| format!("cannot listen on --admin-listen {}", args.admin_listen))?;
+    drop((http_probe, https_probe));
     control.spawn(admin::serve(
         admin_listener,
         Arc::new(Admin {

@@ -142,3 +142,26 @@ async fn admin_endpoints() {
         assert!(text.contains(host), "/debug/routes lacks {host}: {text}");
     }
 }
+
+#[test]
+fn one_address_for_two_listeners_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("pier-e2e-same-listen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("manifest dir");
+    let [port, admin] = e2e::free_ports::<2>();
+    let same = format!("127.0.0.1:{port}");
+    let out = std::process::Command::new(e2e::pier_bin())
+        .arg("run")
+        .arg("--manifests")
+        .arg(&dir)
+        .args(["--http-listen", &same, "--https-listen", &same])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .output()
+        .expect("cannot run pier");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on --https-listen {same}")),
+        "{stderr}"
+    );
+}
