@@ -24,6 +24,6 @@ pub use apiserver::ApiServer;
 pub use binary::{pier_bin, pier_check, prefer_release_binary};
 pub use client::{HttpClient, KeepAliveConnection, Reply};
 pub use echo::Echo;
-pub use net::{common_free_port, free_port, free_port_on, poll_until};
+pub use net::{common_free_port, free_port, free_port_on, free_ports, poll_until};
 pub use pier::{Pier, ReadyWait};
 pub use tempdir::TempDir;

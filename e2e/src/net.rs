@@ -9,6 +9,23 @@ pub fn free_port() -> u16 {
     free_port_on(Ipv4Addr::LOCALHOST)
 }
 
+/// `N` different ports that were free on 127.0.0.1 a moment ago (held together while they
+/// are chosen, so the system cannot hand out one of them twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"))
+        })
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no local address: {e}"))
+            .port()
+    })
+}
+
 /// A port that was free on `ip` a moment ago.
 pub fn free_port_on(ip: Ipv4Addr) -> u16 {
     TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))

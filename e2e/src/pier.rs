@@ -3,7 +3,7 @@
 use crate::binary::{pier_bin, run_supports_flag};
 use crate::client::{HttpClient, Reply};
 use crate::manifests;
-use crate::net::{free_port, poll_until};
+use crate::net::{free_ports, poll_until};
 use crate::tempdir::TempDir;
 use http::StatusCode;
 use std::fs::File;
@@ -98,8 +98,10 @@ impl Pier {
                 .unwrap_or_else(|e| panic!("cannot write {name}: {e}"));
         }
 
-        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        // Three ports at once: taken one by one, the same free port can come back twice.
+        let [http_port, admin_port, https_port] = free_ports::<3>();
+        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, http_port));
+        let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, admin_port));
         let stdout = File::create(root.path().join("stdout.log")).expect("cannot create log");
         let stderr = File::create(root.path().join("stderr.log")).expect("cannot create log");
         let mut command = Command::new(pier_bin());
@@ -115,7 +117,7 @@ impl Pier {
             .env("NO_COLOR", "1");
         let https = supports_https_listen().then(|| {
             // Keep parallel instances off the default 0.0.0.0:8443.
-            let https = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            let https = SocketAddr::from((Ipv4Addr::LOCALHOST, https_port));
             command.args(["--https-listen", &https.to_string()]);
             https
         });
