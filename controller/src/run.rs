@@ -110,7 +110,7 @@ pub fn run(
         },
         state,
     )
-    .context("configuring the HTTPS listener")?;
+    .context("starting the proxy")?;
     if let Some(kube) = &kube {
         // Hand leadership over now rather than after the Lease expires.
         control.block_on(kube.shutdown());
@@ -119,8 +119,8 @@ pub fn run(
     Ok(())
 }
 
-/// Pingora binds its listeners only once it runs; `/readyz` must not say ready before then, so
-/// this waits until every listener is in the LISTEN state.
+/// The proxy binds its listeners on its own thread as it starts; `/readyz` must not say ready
+/// before then, so this waits until every listener is in the LISTEN state.
 async fn mark_listening_when_bound(
     listeners: [std::net::SocketAddr; 2],
     controller: Arc<Controller>,

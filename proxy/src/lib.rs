@@ -6,6 +6,7 @@ pub mod answer;
 pub mod fast;
 pub mod health;
 pub mod lb;
+pub mod listen;
 pub mod metrics;
 pub mod router;
 pub mod server;

@@ -3,16 +3,14 @@
 use crate::fast::PierApp;
 use crate::health::probe::NetProber;
 use crate::health::scheduler::HealthService;
+use crate::listen::{ListenError, Listener, ListeningService};
 use crate::service::PierProxy;
 use crate::shutdown::{self, Relay, Stop};
 use crate::state::ProxyState;
 use crate::tls::TlsError;
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::ListenerConfig;
-use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
-use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +20,9 @@ pub enum ServerError {
     /// The HTTPS listener could not be configured.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The thread running Pingora could not be started.
     #[error("cannot start the proxy thread: {0}")]
     Thread(std::io::Error),
@@ -45,10 +46,11 @@ pub struct ServerSettings {
 /// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT or a second
 /// signal: fast; see [`crate::shutdown`]). Blocks the calling thread, which handles the
 /// signals while Pingora runs on its own thread; the routing table is whatever is published
-/// to `state`. Fails before serving only if the HTTPS listener cannot be configured.
+/// to `state`. Fails before serving only if a listener cannot be bound or the HTTPS listener
+/// cannot be configured.
 pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
-    let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Result<(), TlsError>>(1);
+    let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Result<(), ServerError>>(1);
     // Dropped when the server thread ends, however it ends (a panic included).
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
     let pingora = {
@@ -73,7 +75,7 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), Serv
     };
     match built_rx.recv() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.into()),
+        Ok(Err(e)) => return Err(e),
         Err(_) => return Ok(()),
     }
     if let Err(e) = shutdown::supervise(
@@ -89,8 +91,8 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), Serv
     Ok(())
 }
 
-/// The Pingora server with the proxy and health-check services.
-fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, TlsError> {
+/// The Pingora server with the proxy and health-check services, its listeners bound.
+fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, ServerError> {
     let conf = ServerConf {
         threads: settings.threads.max(1),
         // Listeners close when pier fires the shutdown signal; pier itself returns once the
@@ -123,17 +125,12 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Tl
     options.h2c = true;
     general.server_options = Some(options);
     let app = PierApp::new(state, general);
-    let mut http = Service::new("pier http".to_string(), app);
-    // The fast path reads into its own buffers, so Pingora's 64 KiB read buffer per
-    // connection (zeroed at every accept) is left out; its small write buffer stays for the
-    // general path, which writes heads and bodies separately.
-    let buffers = L4BufferSettings::default().read(0);
-    http.add_listener(ListenerConfig::tcp(&settings.http_listen).l4_buffer(buffers));
+    let mut listeners = vec![Listener::bind(&settings.http_listen, None)?];
     if let (Some(addr), Some(tls)) = (&settings.https_listen, tls_settings) {
         // Same service, so HTTP and HTTPS share routing, pools and metrics.
-        http.add_listener(ListenerConfig::tcp(addr).tls(tls).l4_buffer(buffers));
+        listeners.push(Listener::bind(addr, Some(tls))?);
     }
-    server.add_service(http);
+    server.add_service(ListeningService::new("pier http", listeners, app));
     server.add_service(pingora::services::background::background_service(
         "pier health checks",
         checks,

@@ -1,5 +1,5 @@
-//! pier's fast path, on Pingora's listeners and TLS: HTTP/1.1 connections, and HTTP/2 streams
-//! on Pingora's HTTP/2 connections ([`stream`]).
+//! pier's fast path, on pier's listeners ([`crate::listen`]) and Pingora's TLS: HTTP/1.1
+//! connections, and HTTP/2 streams on Pingora's HTTP/2 connections ([`stream`]).
 //!
 //! Pingora's general proxy path is built for every case (HTTP/2, upgrades, streamed bodies,
 //! caching, modules) and pays for it on every request: a boxed request future, downstream and
@@ -34,6 +34,7 @@ mod pool;
 mod relay;
 mod response;
 mod stream;
+mod write_buffer;
 
 use crate::metrics::ReasonLabels;
 use crate::service::PierProxy;
@@ -120,7 +121,7 @@ impl PierApp {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         self.count_general(reason);
-        let mut session = ServerSession::new_http1(stream);
+        let mut session = ServerSession::new_http1(write_buffer::WriteBuffered::wrap(stream));
         let keepalive = (!*shutdown.borrow()).then_some(connection::KEEPALIVE.as_secs());
         session.set_keepalive(keepalive);
         if !read.is_empty() {

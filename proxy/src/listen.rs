@@ -1,0 +1,311 @@
+//! pier's listeners: the sockets are bound before the proxy starts (so a wrong address fails
+//! start-up with the address in the error), and each accepted connection runs in a task of
+//! its own: the TLS handshake on an HTTPS listener, then the [`ServerApp`] (the fast path)
+//! for as long as the connection lives.
+//!
+//! pier accepts connections itself rather than through Pingora's listening service because
+//! of what a task costs: Pingora's per-connection future lays out the TLS handshake and the
+//! connection's other states in about 8.7 KB, even on a clear-text listener, and tokio copies
+//! a task's future whole when it spawns it and again as the task finishes. Here the task of a
+//! clear-text connection holds a handful of pointers, and an HTTPS connection's handshake is
+//! boxed apart (see docs/performance.md, "New connections").
+
+use pingora::apps::ServerApp;
+use pingora::listeners::tls::{Acceptor, TlsSettings};
+use pingora::protocols::l4::socket::SocketAddr as PingoraSocketAddr;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
+use pingora::server::{ListenFds, ShutdownWatch};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a client has to complete the TLS handshake (nginx's `ssl_handshake_timeout`
+/// default, and what Pingora's listeners allow).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pending connections the kernel queues per listener before pier accepts them (the cap
+/// Linux applies is `net.core.somaxconn`).
+const BACKLOG: i32 = 65_535;
+
+/// After `accept` fails for want of a resource (file descriptors, socket memory), how long the
+/// accept loop waits before it tries again, rather than spinning on the same error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why a listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    /// The address as given.
+    pub addr: String,
+    /// What the system said.
+    #[source]
+    pub source: io::Error,
+}
+
+/// A bound listening socket, with the TLS settings of an HTTPS listener.
+pub struct Listener {
+    socket: std::net::TcpListener,
+    tls: Option<TlsSettings>,
+}
+
+impl Listener {
+    /// Binds `addr` (`host:port`, the first address it resolves to) with `SO_REUSEADDR`, so
+    /// a restarted pier can bind while connections of the previous one are in `TIME_WAIT`.
+    pub fn bind(addr: &str, tls: Option<TlsSettings>) -> Result<Self, ListenError> {
+        let error = |source| ListenError {
+            addr: addr.to_string(),
+            source,
+        };
+        let resolved = addr
+            .to_socket_addrs()
+            .map_err(error)?
+            .next()
+            .ok_or_else(|| error(io::Error::other("the address resolves to nothing")))?;
+        let socket = bind_socket(resolved).map_err(error)?;
+        Ok(Self { socket, tls })
+    }
+
+    /// The address the socket is bound to (the port the system chose, for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
+fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// A Pingora service that accepts connections on pier's listeners and runs `app` on each,
+/// until Pingora's shutdown signal; then the listeners close and `app` is cleaned up.
+pub struct ListeningService<A> {
+    name: String,
+    listeners: Vec<Listener>,
+    app: Option<Arc<A>>,
+}
+
+impl<A> ListeningService<A> {
+    /// A service named `name` (Pingora names its threads after it) for `listeners`.
+    pub fn new(name: impl Into<String>, listeners: Vec<Listener>, app: A) -> Self {
+        Self {
+            name: name.into(),
+            listeners,
+            app: Some(Arc::new(app)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for ListeningService<A> {
+    async fn start_service(
+        &mut self,
+        _fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        _listeners_per_fd: usize,
+    ) {
+        let Some(app) = self.app.take() else {
+            return;
+        };
+        let runtime = pingora_runtime::current_handle();
+        let loops: Vec<_> = self
+            .listeners
+            .drain(..)
+            .map(|listener| runtime.spawn(accept_loop(listener, app.clone(), shutdown.clone())))
+            .collect();
+        for accepting in loops {
+            let _ = accepting.await;
+        }
+        app.cleanup().await;
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Accepts connections on `listener` until shutdown, one task each.
+async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
+    listener: Listener,
+    app: Arc<A>,
+    mut shutdown: ShutdownWatch,
+) {
+    let socket = match tokio::net::TcpListener::from_std(listener.socket) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!("cannot accept connections: {e}");
+            return;
+        }
+    };
+    let acceptor = listener.tls.map(|tls| Arc::new(tls.build()));
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            changed = shutdown.changed() => match changed {
+                Ok(()) if !*shutdown.borrow() => continue,
+                _ => break,
+            },
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let stream = l4_stream(tcp, peer);
+                let (app, shutdown) = (app.clone(), shutdown.clone());
+                // Both futures are spawned boxed, so the task itself stays a pointer wide
+                // whatever the connection's future holds.
+                // Spread over the worker threads as Pingora's listeners do (with one runtime
+                // per thread, a random one).
+                let runtime = pingora_runtime::current_handle();
+                match &acceptor {
+                    None => runtime.spawn(Box::pin(serve(Box::new(stream), app, shutdown))),
+                    Some(acceptor) => {
+                        runtime.spawn(Box::pin(serve_tls(stream, acceptor.clone(), app, shutdown)))
+                    }
+                };
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                // A connection the client gave up on fails alone; anything else (out of file
+                // descriptors, of socket memory) fails again at once until something is
+                // released, so wait rather than spin.
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
+}
+
+/// A Pingora stream for an accepted connection: `TCP_NODELAY` on (pier writes whole heads
+/// and bodies, never small pieces it would want coalesced), and the client's address where
+/// the proxy reads it.
+fn l4_stream(tcp: tokio::net::TcpStream, peer: SocketAddr) -> L4Stream {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
+    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(PingoraSocketAddr::Inet(peer)));
+    let mut stream = L4Stream::from(tcp);
+    stream.set_socket_digest(digest);
+    stream
+}
+
+/// Runs `app` on a connection, and again on what it hands back, until it closes.
+async fn serve<A: ServerApp + Send + Sync + 'static>(
+    stream: Stream,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+) {
+    let mut next = app.process_new(stream, &shutdown).await;
+    while let Some(stream) = next {
+        next = app.process_new(stream, &shutdown).await;
+    }
+}
+
+/// Completes the TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], then [`serve`]s.
+async fn serve_tls<A: ServerApp + Send + Sync + 'static>(
+    stream: L4Stream,
+    acceptor: Arc<Acceptor>,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+) {
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().cloned());
+    let handshake = Box::pin(acceptor.tls_handshake(stream));
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => serve(Box::new(tls), app, shutdown).await,
+        Ok(Err(e)) => tracing::debug!(client = ?peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(client = ?peer, "TLS handshake timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use pingora::services::Service;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers every connection with the client address it was given, then closes it.
+    #[derive(Default)]
+    struct SaysPeer {
+        cleaned_up: AtomicBool,
+    }
+
+    #[async_trait]
+    impl ServerApp for SaysPeer {
+        async fn process_new(
+            self: &Arc<Self>,
+            mut stream: Stream,
+            _shutdown: &ShutdownWatch,
+        ) -> Option<Stream> {
+            let peer = stream
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().cloned())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let _ = stream.write_all(peer.as_bytes()).await;
+            let _ = stream.flush().await;
+            None
+        }
+
+        async fn cleanup(&self) {
+            self.cleaned_up.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_served_until_shutdown_then_the_listener_closes() {
+        let listener = Listener::bind("127.0.0.1:0", None).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut service = ListeningService::new("test", vec![listener], SaysPeer::default());
+        let app = service.app.clone().unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let running = tokio::spawn(async move { service.start_service(None, shutdown, 1).await });
+
+        for _ in 0..3 {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut said = String::new();
+            client.read_to_string(&mut said).await.unwrap();
+            assert_eq!(said, client.local_addr().unwrap().to_string());
+        }
+        assert!(!app.cleaned_up.load(Ordering::SeqCst));
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .expect("the service ends on shutdown")
+            .unwrap();
+        assert!(app.cleaned_up.load(Ordering::SeqCst));
+        let refused = tokio::net::TcpStream::connect(addr).await;
+        assert!(refused.is_err(), "the listener is closed after shutdown");
+    }
+
+    #[test]
+    fn an_address_in_use_is_refused_with_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let error = match Listener::bind(&addr, None) {
+            Ok(_) => panic!("{addr} is taken"),
+            Err(e) => e,
+        };
+        assert_eq!(error.source.kind(), io::ErrorKind::AddrInUse);
+        assert!(error
+            .to_string()
+            .starts_with(&format!("cannot listen on {addr}: ")));
+        assert!(Listener::bind("not an address", None).is_err());
+    }
+}
