@@ -175,7 +175,11 @@ pub(super) async fn serve(
         match next {
             Next::KeepAlive => {}
             Next::Close => {
-                let _ = io.client.shutdown().await;
+                // Over TLS this sends close_notify. On clear text, closing the socket sends
+                // the FIN after what is queued just as `shutdown` would, one call fewer.
+                if io.peer.tls {
+                    let _ = io.client.shutdown().await;
+                }
                 return None;
             }
             Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,

@@ -37,14 +37,18 @@ impl Client {
     /// A client at `ip`.
     pub fn new(ip: Option<IpAddr>, tls: bool) -> Client {
         let mut ip_text = [0u8; 46];
-        let mut ip_len = 0;
-        if let Some(ip) = ip {
-            // The longest textual IPv6 address is 45 bytes: this cannot fail.
-            let mut cursor = std::io::Cursor::new(&mut ip_text[..]);
-            if write!(cursor, "{ip}").is_ok() {
-                ip_len = cursor.position() as u8;
+        let ip_len = match ip {
+            Some(IpAddr::V4(v4)) => write_ipv4(v4, &mut ip_text),
+            Some(ip) => {
+                // The longest textual IPv6 address is 45 bytes: this cannot fail.
+                let mut cursor = std::io::Cursor::new(&mut ip_text[..]);
+                match write!(cursor, "{ip}") {
+                    Ok(()) => cursor.position() as u8,
+                    Err(_) => 0,
+                }
             }
-        }
+            None => 0,
+        };
         Client {
             ip,
             tls,
@@ -56,6 +60,24 @@ impl Client {
     fn ip_text(&self) -> &[u8] {
         &self.ip_text[..usize::from(self.ip_len)]
     }
+}
+
+/// Writes `ip` in dotted-decimal form at the start of `out`, returning its length: the same
+/// text as `Display`, without the formatting machinery, which costs more than the rest of
+/// a new connection's forwarding fields.
+fn write_ipv4(ip: std::net::Ipv4Addr, out: &mut [u8; 46]) -> u8 {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(octet).as_bytes();
+        out[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+    }
+    len as u8
 }
 
 /// Writes the upstream request (head, then `body`) into `out`, which is cleared first.
@@ -212,6 +234,26 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 mod tests {
     use super::super::head::{classify, header_storage, Classified};
     use super::*;
+
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them() {
+        let addresses = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.0.100.9",
+            "192.168.1.254",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8:800:200c:417a",
+            "::ffff:192.0.2.1",
+        ];
+        for text in addresses {
+            let ip: IpAddr = text.parse().unwrap();
+            let client = Client::new(Some(ip), false);
+            assert_eq!(client.ip_text(), ip.to_string().as_bytes(), "{text}");
+        }
+        assert_eq!(Client::new(None, false).ip_text(), b"");
+    }
 
     fn forwarded(raw: &str, client: Client) -> String {
         let client = &client;
