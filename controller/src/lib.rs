@@ -15,7 +15,6 @@ pub mod demo;
 pub mod diagnostic;
 pub mod echo;
 pub mod kube;
-pub mod listening;
 pub mod metrics;
 pub mod run;
 pub mod settings;

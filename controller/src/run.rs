@@ -93,10 +93,6 @@ pub fn run(
         admin = %args.admin_listen,
         "pier is serving"
     );
-    control.spawn(mark_listening_when_bound(
-        [args.http_listen, args.https_listen],
-        controller.clone(),
-    ));
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -109,6 +105,8 @@ pub fn run(
             shutdown_timeout: args.shutdown_timeout,
         },
         state,
+        // `/readyz` says ready only from here on (and once the first table is loaded).
+        || controller.mark_listening(),
     )
     .context("starting the proxy")?;
     if let Some(kube) = &kube {
@@ -117,35 +115,4 @@ pub fn run(
     }
     control.shutdown_timeout(Duration::from_secs(1));
     Ok(())
-}
-
-/// The proxy binds its listeners on its own thread as it starts; `/readyz` must not say ready
-/// before then, so this waits until every listener is in the LISTEN state.
-async fn mark_listening_when_bound(
-    listeners: [std::net::SocketAddr; 2],
-    controller: Arc<Controller>,
-) {
-    for addr in listeners {
-        loop {
-            let listening = match crate::listening::is_listening(addr) {
-                Some(listening) => listening,
-                // No socket tables to read: fall back to connecting (unspecified → loopback).
-                None => {
-                    let mut target = addr;
-                    if target.ip().is_unspecified() {
-                        target.set_ip(match addr {
-                            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                        });
-                    }
-                    tokio::net::TcpStream::connect(target).await.is_ok()
-                }
-            };
-            if listening {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    controller.mark_listening();
 }

@@ -46,9 +46,14 @@ pub struct ServerSettings {
 /// Runs the proxy until the process is told to stop (SIGTERM: graceful; SIGINT or a second
 /// signal: fast; see [`crate::shutdown`]). Blocks the calling thread, which handles the
 /// signals while Pingora runs on its own thread; the routing table is whatever is published
-/// to `state`. Fails before serving only if a listener cannot be bound or the HTTPS listener
-/// cannot be configured.
-pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), ServerError> {
+/// to `state`. `on_listening` is called once the listeners are bound (connections from then
+/// on wait in the kernel's queue until the proxy takes them, moments later). Fails before
+/// serving only if a listener cannot be bound or the HTTPS listener cannot be configured.
+pub fn run(
+    settings: &ServerSettings,
+    state: Arc<ProxyState>,
+    on_listening: impl FnOnce(),
+) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
     let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Result<(), ServerError>>(1);
     // Dropped when the server thread ends, however it ends (a panic included).
@@ -74,7 +79,7 @@ pub fn run(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<(), Serv
             .map_err(ServerError::Thread)?
     };
     match built_rx.recv() {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => on_listening(),
         Ok(Err(e)) => return Err(e),
         Err(_) => return Ok(()),
     }
