@@ -27,6 +27,10 @@ use tokio::time::Instant;
 /// How long an idle client connection is kept between requests, and how long a request may
 /// take to arrive once started.
 pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
+/// How long one write to a client may wait for the client to take the bytes (nginx's
+/// `send_timeout`); a client that stops reading is then disconnected, and the endpoint
+/// connection serving it released.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Initial size of the request buffer (grown for large heads and bodies).
 const REQUEST_BUF: usize = 4 * 1024;
 /// An idle connection gives its buffers back after this long.
@@ -54,16 +58,35 @@ pub(super) struct Io {
 }
 
 impl Io {
-    /// Writes `out` to the client and flushes.
+    /// Writes `out` to the client and flushes, within [`SEND_TIMEOUT`].
     pub async fn send_out(&mut self) -> std::io::Result<()> {
-        self.client.write_all(&self.out).await?;
-        self.client.flush().await
+        send(&mut self.client, &mut self.client_timer, &self.out).await
+    }
+
+    /// Writes `bytes` to the client and flushes, within [`SEND_TIMEOUT`].
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        send(&mut self.client, &mut self.client_timer, bytes).await
+    }
+}
+
+/// Writes `bytes` to `client` and flushes, failing with `TimedOut` when that takes longer
+/// than [`SEND_TIMEOUT`]. The client timer is free while a response is written: it only
+/// times waits for requests.
+async fn send(client: &mut Stream, timer: &mut Deadline, bytes: &[u8]) -> std::io::Result<()> {
+    timer.arm(SEND_TIMEOUT);
+    let write = async {
+        client.write_all(bytes).await?;
+        client.flush().await
+    };
+    match timer.run(write).await {
+        Some(written) => written,
+        None => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 
 impl Downstream for Io {
     async fn interim(&mut self, up: &UpstreamIo, len: usize) -> bool {
-        self.client.write_all(&up.buf[..len]).await.is_ok() && self.client.flush().await.is_ok()
+        self.send(&up.buf[..len]).await.is_ok()
     }
 
     fn final_head(&mut self, head: &ResponseHead<'_>, add: Additions<'_>) -> bool {
@@ -475,5 +498,54 @@ mod tests {
         );
         assert_eq!(h2c_preface(b"GET / HTTP/1.1\r\n"), Preface::Absent);
         assert_eq!(h2c_preface(b"PRIX"), Preface::Absent);
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connected pair: the server side as the fast path holds it, and the client.
+    async fn pair() -> (Stream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (accepted, client) = tokio::join!(listener.accept(), client);
+        let server = pingora::protocols::l4::stream::Stream::from(accepted.unwrap().0);
+        (Box::new(server), client.unwrap())
+    }
+
+    /// More than the two sockets' buffers can hold, so the write waits for the client.
+    const LARGE: usize = 64 << 20;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_timed_out() {
+        let (mut server, _client_never_reads) = pair().await;
+        let mut timer = Deadline::new();
+        let started = Instant::now();
+        let large = vec![b'x'; LARGE];
+        let sent = tokio::time::timeout(2 * SEND_TIMEOUT, send(&mut server, &mut timer, &large))
+            .await
+            .expect("the send timeout fires first");
+        assert_eq!(
+            sent.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        assert!(started.elapsed() >= SEND_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_reading_client_gets_everything() {
+        let (mut server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.map(|_| got.len())
+        });
+        let mut timer = Deadline::new();
+        send(&mut server, &mut timer, &vec![b'x'; LARGE])
+            .await
+            .unwrap();
+        drop(server);
+        assert_eq!(reader.await.unwrap().unwrap(), LARGE);
     }
 }

@@ -111,7 +111,8 @@ impl PierApp {
     /// Gives the connection to the general path, `read` being what was read of it so far (the
     /// start of the current request); it stays there until it closes. The loop is Pingora's
     /// HTTP/1 keep-alive loop (`ServerApp for HttpServerApp`), which cannot take bytes already
-    /// read on a TLS stream; it keeps the fast path's idle timeout ([`connection::KEEPALIVE`]).
+    /// read on a TLS stream; it keeps the fast path's idle timeout ([`connection::KEEPALIVE`])
+    /// and send timeout ([`connection::SEND_TIMEOUT`]).
     /// Pingora's per-connection request limit is not set in pier, so it is left out.
     async fn hand_off(
         self: &Arc<Self>,
@@ -124,6 +125,7 @@ impl PierApp {
         let mut session = ServerSession::new_http1(write_buffer::WriteBuffered::wrap(stream));
         let keepalive = (!*shutdown.borrow()).then_some(connection::KEEPALIVE.as_secs());
         session.set_keepalive(keepalive);
+        session.set_write_timeout(Some(connection::SEND_TIMEOUT));
         if !read.is_empty() {
             session.set_pipelined_prefix(read);
         }
@@ -133,6 +135,7 @@ impl PierApp {
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }
+            session.set_write_timeout(Some(connection::SEND_TIMEOUT));
             result = self.general.process_new_http(session, shutdown).await;
         }
         None

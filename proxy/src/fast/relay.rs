@@ -7,7 +7,6 @@ use super::exchange::{Answered, Relayed, UpstreamIo};
 use super::response::Framing;
 use bytes::Buf;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Sends the client's response head (in `io.out`) with the body bytes already read, then the
@@ -41,19 +40,15 @@ pub(super) async fn relay(
     }
 }
 
-/// Sends the first `n` bytes of `up.buf` to the client and drops them from the buffer.
+/// Sends the first `n` bytes of `up.buf` to the client (within the send timeout; a client
+/// that takes none of them in time is gone) and drops them from the buffer.
 async fn send_body(io: &mut Io, up: &mut UpstreamIo, n: usize) -> Result<(), Relayed> {
-    io.client
-        .write_all(&up.buf[..n])
+    io.send(&up.buf[..n])
         .await
         .map_err(|_| Relayed::ClientGone)?;
     up.buf.advance(n);
     io.body_sent += n as u64;
     Ok(())
-}
-
-async fn flush(io: &mut Io) -> Result<(), Relayed> {
-    io.client.flush().await.map_err(|_| Relayed::ClientGone)
 }
 
 async fn relay_length(
@@ -78,7 +73,7 @@ async fn relay_length(
         send_body(io, up, take).await?;
         left -= take as u64;
     }
-    flush(io).await
+    Ok(())
 }
 
 async fn relay_chunked(
@@ -104,7 +99,7 @@ async fn relay_chunked(
             .map_err(|BadChunk| Relayed::UpstreamBroke)?;
         send_body(io, up, n).await?;
     }
-    flush(io).await
+    Ok(())
 }
 
 async fn relay_until_close(
@@ -121,5 +116,5 @@ async fn relay_until_close(
         let n = up.buf.len();
         send_body(io, up, n).await?;
     }
-    flush(io).await
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! other stream (larger or unannounced request bodies, `CONNECT`, pier's own 308/404/503,
 //! HTTPS and h2c backends) goes to Pingora's general path, stream by stream.
 
-use super::connection::KEEPALIVE;
+use super::connection::{KEEPALIVE, SEND_TIMEOUT};
 use super::exchange::{self, Answered, Downstream, Relayed, Request, UpstreamIo};
 use super::forward::{self, Client};
 use super::head::{parse_length, ConnectionNamed, MAX_BUFFERED_BODY};
@@ -77,6 +77,8 @@ impl HttpServerApp for StreamApp {
             other => return self.hand_off(other, "not HTTP/2", shutdown).await,
         };
         let tls = h2.digest().is_some_and(|d| d.ssl_digest.is_some());
+        // A client that stops taking a stream's response is dropped as on HTTP/1.1.
+        h2.set_write_timeout(Some(SEND_TIMEOUT));
         match plan(&self.state, &mut h2, tls) {
             Plan::Serve(serve) => {
                 serve_stream(&self.state, h2, tls, *serve).await;
