@@ -31,6 +31,8 @@ pub(super) const KEEPALIVE: Duration = Duration::from_secs(60);
 /// `send_timeout`); a client that stops reading is then disconnected, and the endpoint
 /// connection serving it released.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long closing a TLS connection waits to send its `close_notify`.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 /// Initial size of the request buffer (grown for large heads and bodies).
 const REQUEST_BUF: usize = 4 * 1024;
 /// An idle connection gives its buffers back after this long.
@@ -198,10 +200,13 @@ pub(super) async fn serve(
         match next {
             Next::KeepAlive => {}
             Next::Close => {
-                // Over TLS this sends close_notify. On clear text, closing the socket sends
-                // the FIN after what is queued just as `shutdown` would, one call fewer.
+                // Over TLS this sends close_notify, for at most a moment: a client that does
+                // not read (the send timeout may be why the connection closes) must not hold
+                // it. On clear text, closing the socket sends the FIN after what is queued
+                // just as `shutdown` would, one call fewer.
                 if io.peer.tls {
-                    let _ = io.client.shutdown().await;
+                    io.client_timer.arm(CLOSE_NOTIFY_WAIT);
+                    let _ = io.client_timer.run(io.client.shutdown()).await;
                 }
                 return None;
             }
