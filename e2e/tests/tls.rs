@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long a manifest change may take to be served.
 const RELOAD: Duration = Duration::from_secs(10);
 
-/// `/readyz` is 200 once the configuration is loaded, possibly a moment before Pingora has
-/// bound its listeners; wait for both.
+/// `/readyz` is 200 once the configuration is loaded and the listeners are bound; this also
+/// checks that both take connections.
 async fn listening(pier: &Pier) {
     for addr in [pier.http_addr(), pier.https_addr()] {
         e2e::net::wait_connectable(addr, RELOAD)
@@ -92,6 +92,35 @@ async fn certificates_by_sni_with_default_and_a_broken_secret_isolated() {
         "keys must not leak: {routes}"
     );
     assert!(routes.contains("default/sites"));
+
+    // A client that does not speak TLS on the HTTPS port fails its handshake, and is counted.
+    let errors = || async {
+        let metrics = pier.admin_get("/metrics").await.expect("metrics").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("pier_tls_handshake_failures_total{reason=\"error\"} "))
+            .map_or(0, |v| v.trim().parse::<u64>().expect("a count"))
+    };
+    let before = errors().await;
+    let mut plain = tokio::net::TcpStream::connect(https)
+        .await
+        .expect("connect");
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest).await;
+    poll_until(RELOAD, || async {
+        match errors().await {
+            n if n > before => Ok(()),
+            n => Err(format!(
+                "pier_tls_handshake_failures_total{{reason=\"error\"}} = {n}"
+            )),
+        }
+    })
+    .await
+    .expect("the failed handshake is counted");
 }
 
 #[tokio::test]

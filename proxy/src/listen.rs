@@ -10,12 +10,15 @@
 //! clear-text connection holds a handful of pointers, and an HTTPS connection's handshake is
 //! boxed apart (see docs/performance.md, "New connections").
 
+use crate::metrics::ReasonLabels;
 use pingora::apps::ServerApp;
 use pingora::listeners::tls::{Acceptor, TlsSettings};
 use pingora::protocols::l4::socket::SocketAddr as PingoraSocketAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -45,16 +48,27 @@ pub struct ListenError {
     pub source: io::Error,
 }
 
+/// Failed TLS handshakes, counted by reason (`error`, `timeout`).
+pub type HandshakeFailures = Family<ReasonLabels, Counter>;
+
+/// What makes a listener an HTTPS listener.
+pub struct TlsListener {
+    /// The TLS settings (certificates, ALPN).
+    pub settings: TlsSettings,
+    /// Where failed handshakes are counted.
+    pub failures: HandshakeFailures,
+}
+
 /// A bound listening socket, with the TLS settings of an HTTPS listener.
 pub struct Listener {
     socket: std::net::TcpListener,
-    tls: Option<TlsSettings>,
+    tls: Option<TlsListener>,
 }
 
 impl Listener {
     /// Binds `addr` (`host:port`, the first address it resolves to) with `SO_REUSEADDR`, so
     /// a restarted pier can bind while connections of the previous one are in `TIME_WAIT`.
-    pub fn bind(addr: &str, tls: Option<TlsSettings>) -> Result<Self, ListenError> {
+    pub fn bind(addr: &str, tls: Option<TlsListener>) -> Result<Self, ListenError> {
         let error = |source| ListenError {
             addr: addr.to_string(),
             source,
@@ -144,7 +158,9 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             return;
         }
     };
-    let acceptor = listener.tls.map(|tls| Arc::new(tls.build()));
+    let acceptor = listener
+        .tls
+        .map(|tls| Arc::new((tls.settings.build(), tls.failures)));
     loop {
         let accepted = tokio::select! {
             accepted = socket.accept() => accepted,
@@ -213,22 +229,34 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
     }
 }
 
-/// Completes the TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], then [`serve`]s.
+/// Completes the TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], then [`serve`]s. A failed
+/// handshake is counted (and logged at debug level: clients that fail are mostly scanners and
+/// clients refusing the certificate, too many for a log line each).
 async fn serve_tls<A: ServerApp + Send + Sync + 'static>(
     stream: L4Stream,
-    acceptor: Arc<Acceptor>,
+    tls: Arc<(Acceptor, HandshakeFailures)>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
 ) {
+    let (acceptor, failures) = &*tls;
     let peer = stream
         .get_socket_digest()
         .and_then(|d| d.peer_addr().cloned());
     let handshake = Box::pin(acceptor.tls_handshake(stream));
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(tls)) => serve(Box::new(tls), app, shutdown).await,
-        Ok(Err(e)) => tracing::debug!(client = ?peer, "TLS handshake failed: {e}"),
-        Err(_) => tracing::debug!(client = ?peer, "TLS handshake timed out"),
-    }
+    let failed = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => return serve(Box::new(tls), app, shutdown).await,
+        Ok(Err(e)) => {
+            tracing::debug!(client = ?peer, "TLS handshake failed: {e}");
+            "error"
+        }
+        Err(_) => {
+            tracing::debug!(client = ?peer, "TLS handshake timed out");
+            "timeout"
+        }
+    };
+    failures
+        .get_or_create(&ReasonLabels { reason: failed })
+        .inc();
 }
 
 #[cfg(test)]
@@ -292,6 +320,63 @@ mod tests {
         assert!(app.cleaned_up.load(Ordering::SeqCst));
         let refused = tokio::net::TcpStream::connect(addr).await;
         assert!(refused.is_err(), "the listener is closed after shutdown");
+    }
+
+    /// An HTTPS listener (pier's TLS settings, the generated fallback certificate) serving
+    /// [`SaysPeer`]; its address, failure counter and shutdown switch.
+    async fn https_service() -> (
+        SocketAddr,
+        HandshakeFailures,
+        tokio::sync::watch::Sender<bool>,
+    ) {
+        let settings = crate::tls::TlsState::default().listener_settings().unwrap();
+        let failures = HandshakeFailures::default();
+        let tls = TlsListener {
+            settings,
+            failures: failures.clone(),
+        };
+        let listener = Listener::bind("127.0.0.1:0", Some(tls)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut service = ListeningService::new("test", vec![listener], SaysPeer::default());
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { service.start_service(None, shutdown, 1).await });
+        (addr, failures, stop)
+    }
+
+    fn failed(failures: &HandshakeFailures, reason: &'static str) -> u64 {
+        failures.get_or_create(&ReasonLabels { reason }).get()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_speak_tls_is_counted() {
+        let (addr, failures, _stop) = https_service().await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest).await;
+        for _ in 0..100 {
+            if failed(&failures, "error") == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(failed(&failures, "error"), 1);
+        assert_eq!(failed(&failures, "timeout"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_completes_the_handshake_is_timed_out() {
+        let (addr, failures, _stop) = https_service().await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(2 * TLS_HANDSHAKE_TIMEOUT, client.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "pier closes the connection");
+        assert!(started.elapsed() >= TLS_HANDSHAKE_TIMEOUT);
+        assert_eq!(failed(&failures, "timeout"), 1);
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct ProxyMetrics {
     pub general_path: Family<ReasonLabels, Counter>,
     /// HTTP/2 streams given to Pingora's general path, by reason.
     pub general_path_streams: Family<ReasonLabels, Counter>,
+    /// TLS handshakes with clients that failed, by reason (`error`, `timeout`).
+    pub tls_handshake_failures: Family<ReasonLabels, Counter>,
 }
 
 /// Labels of the general-path counter.
@@ -134,6 +136,7 @@ impl Default for ProxyMetrics {
             table_swaps: Counter::default(),
             general_path: Family::default(),
             general_path_streams: Family::default(),
+            tls_handshake_failures: Family::default(),
         }
     }
 }
@@ -212,6 +215,12 @@ impl ProxyMetrics {
             "HTTP/2 streams served by the general proxy path rather than the fast path, by \
              reason",
             self.general_path_streams.clone(),
+        );
+        registry.register(
+            "pier_tls_handshake_failures",
+            "TLS handshakes with clients that failed (error: no common protocol or cipher, not \
+             TLS, a certificate the client refused, a reset; timeout: not done within 60 s)",
+            self.tls_handshake_failures.clone(),
         );
         registry.register(
             "pier_access_log_dropped",

@@ -3,7 +3,7 @@
 use crate::fast::PierApp;
 use crate::health::probe::NetProber;
 use crate::health::scheduler::HealthService;
-use crate::listen::{ListenError, Listener, ListeningService};
+use crate::listen::{ListenError, Listener, ListeningService, TlsListener};
 use crate::service::PierProxy;
 use crate::shutdown::{self, Relay, Stop};
 use crate::state::ProxyState;
@@ -129,10 +129,12 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Se
     let mut options = HttpServerOptions::default();
     options.h2c = true;
     general.server_options = Some(options);
+    let failures = state.metrics.tls_handshake_failures.clone();
     let app = PierApp::new(state, general);
     let mut listeners = vec![Listener::bind(&settings.http_listen, None)?];
-    if let (Some(addr), Some(tls)) = (&settings.https_listen, tls_settings) {
+    if let (Some(addr), Some(settings)) = (&settings.https_listen, tls_settings) {
         // Same service, so HTTP and HTTPS share routing, pools and metrics.
+        let tls = TlsListener { settings, failures };
         listeners.push(Listener::bind(addr, Some(tls))?);
     }
     server.add_service(ListeningService::new("pier http", listeners, app));
