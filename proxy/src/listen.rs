@@ -173,10 +173,9 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             Ok((tcp, peer)) => {
                 let stream = l4_stream(tcp, peer);
                 let (app, shutdown) = (app.clone(), shutdown.clone());
-                // Both futures are spawned boxed, so the task itself stays a pointer wide
-                // whatever the connection's future holds.
-                // Spread over the worker threads as Pingora's listeners do (with one runtime
-                // per thread, a random one).
+                // Spawned boxed, so the task itself stays a pointer wide whatever the
+                // connection's future holds; on a worker thread picked as Pingora's listeners
+                // pick one (with one runtime per thread, at random).
                 let runtime = pingora_runtime::current_handle();
                 match &acceptor {
                     None => runtime.spawn(Box::pin(serve(Box::new(stream), app, shutdown))),
@@ -185,19 +184,22 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
                     }
                 };
             }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                // A connection the client gave up on fails alone; anything else (out of file
-                // descriptors, of socket memory) fails again at once until something is
-                // released, so wait rather than spin.
-                if !matches!(
+            // A connection the client gave up on before it was accepted fails alone.
+            Err(e)
+                if matches!(
                     e.kind(),
                     io::ErrorKind::ConnectionAborted
                         | io::ErrorKind::ConnectionReset
                         | io::ErrorKind::Interrupted
-                ) {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+                ) =>
+            {
+                tracing::debug!("accept failed: {e}");
+            }
+            // Anything else (out of file descriptors, of socket memory) fails again at once
+            // until something is released: wait rather than spin.
+            Err(e) => {
+                tracing::warn!("accept failed, retrying in {ACCEPT_BACKOFF:?}: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
