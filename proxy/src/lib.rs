@@ -5,6 +5,7 @@ pub mod access;
 pub mod answer;
 pub mod fast;
 pub mod health;
+mod ip_text;
 pub mod lb;
 pub mod listen;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! retries (per the Service's policy), passive health reporting and pier's own error answers.
 
 use crate::answer::{self, Answer};
+use crate::ip_text::IpText;
 use crate::lb::{InFlightGuard, PickContext, ServiceBalancer};
 use crate::router::RouteTarget;
 use crate::state::{ProxyState, RequestGuard};
@@ -78,16 +79,8 @@ pub(crate) fn request_host(req: &http::request::Parts) -> &str {
 
 /// A client address as a header value, formatted on the stack (one allocation: the value).
 fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    use std::io::Write;
-    // The longest textual IPv6 address is 45 bytes.
-    let mut buf = [0u8; 48];
-    let len = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        // Cannot fail: the buffer holds any address.
-        let _ = write!(cursor, "{ip}");
-        cursor.position() as usize
-    };
-    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_bytes(IpText::new(Some(ip)).as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Writes one of pier's own answers: short text body, `Server: pier`.

@@ -3,7 +3,7 @@
 //! head and (buffered) body leave in one write.
 
 use super::head::{ConnectionNamed, RequestHead};
-use std::io::Write;
+use crate::ip_text::IpText;
 use std::net::IpAddr;
 
 /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), and the
@@ -29,55 +29,22 @@ pub(super) struct Client {
     /// Whether the client connected over TLS.
     pub tls: bool,
     /// The address as text, formatted once per connection.
-    ip_text: [u8; 46],
-    ip_len: u8,
+    ip_text: IpText,
 }
 
 impl Client {
     /// A client at `ip`.
     pub fn new(ip: Option<IpAddr>, tls: bool) -> Client {
-        let mut ip_text = [0u8; 46];
-        let ip_len = match ip {
-            Some(IpAddr::V4(v4)) => write_ipv4(v4, &mut ip_text),
-            Some(ip) => {
-                // The longest textual IPv6 address is 45 bytes: this cannot fail.
-                let mut cursor = std::io::Cursor::new(&mut ip_text[..]);
-                match write!(cursor, "{ip}") {
-                    Ok(()) => cursor.position() as u8,
-                    Err(_) => 0,
-                }
-            }
-            None => 0,
-        };
         Client {
             ip,
             tls,
-            ip_text,
-            ip_len,
+            ip_text: IpText::new(ip),
         }
     }
 
     fn ip_text(&self) -> &[u8] {
-        &self.ip_text[..usize::from(self.ip_len)]
+        self.ip_text.as_bytes()
     }
-}
-
-/// Writes `ip` in dotted-decimal form at the start of `out`, returning its length: the same
-/// text as `Display`, without the formatting machinery, which costs more than the rest of
-/// a new connection's forwarding fields.
-fn write_ipv4(ip: std::net::Ipv4Addr, out: &mut [u8; 46]) -> u8 {
-    let mut len = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            out[len] = b'.';
-            len += 1;
-        }
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(octet).as_bytes();
-        out[len..len + digits.len()].copy_from_slice(digits);
-        len += digits.len();
-    }
-    len as u8
 }
 
 /// Writes the upstream request (head, then `body`) into `out`, which is cleared first.

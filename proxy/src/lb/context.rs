@@ -2,6 +2,7 @@
 
 use super::affinity;
 use super::maglev::hash64;
+use crate::ip_text::IpText;
 use crate::table::HashKey;
 use http::HeaderMap;
 use std::net::IpAddr;
@@ -92,15 +93,8 @@ impl<'a> PickContext<'a> {
         Some(match key {
             HashKey::Header(name) => hash64(self.headers.get(name)?, SEED),
             HashKey::Cookie(name) => hash64(self.cookie(name)?.as_bytes(), SEED),
-            HashKey::SourceIp => {
-                // The address as text (the key pier has always hashed), formatted on the stack.
-                use std::io::Write;
-                let mut text = [0u8; 46];
-                let mut cursor = std::io::Cursor::new(&mut text[..]);
-                write!(cursor, "{}", self.client_ip?).ok()?;
-                let len = cursor.position() as usize;
-                hash64(&text[..len], SEED)
-            }
+            // The address as text: the key pier has always hashed.
+            HashKey::SourceIp => hash64(IpText::new(Some(self.client_ip?)).as_bytes(), SEED),
             HashKey::Path => hash64(self.path.as_bytes(), SEED),
             HashKey::Query(name) => hash64(self.query_param(name)?.as_bytes(), SEED),
         })
