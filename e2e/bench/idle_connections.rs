@@ -1,7 +1,8 @@
-//! Memory per idle keep-alive client connection: N clients each send one request over their
-//! own connection and then stay connected without sending anything. Prints the proxy's
-//! resident memory growth per connection right after the answers and once idle connections
-//! have settled, for pier and, when nginx is installed (`/usr/sbin` or `/usr/bin`), for nginx configured like the
+//! Memory per idle client connection. Keep-alive: N clients each send one request over their
+//! own connection and then stay connected without sending anything; the proxy's resident
+//! memory growth per connection is printed right after the answers and once idle connections
+//! have settled. Silent: N clients connect and send nothing (as a browser's preconnection);
+//! growth per connection after a moment, in a fresh process. For pier and, when nginx is installed (`/usr/sbin` or `/usr/bin`), for nginx configured like the
 //! side-by-side benchmark (`e2e/bench/peers/nginx.conf`).
 //!
 //! `cargo bench -p pier-e2e --bench idle_connections [-- --connections N]` (default 2,000;
@@ -43,15 +44,36 @@ async fn idle_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     conns
 }
 
+/// What is measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Clients {
+    /// One request each, then idle.
+    KeepAlive,
+    /// Connected, nothing sent.
+    Silent,
+}
+
+/// How long silent connections are given to be accepted before memory is read.
+const SILENT_SETTLE: Duration = Duration::from_secs(2);
+
 /// Measures one proxy (memory of `pid`) at `addr`; prints a table row.
-async fn measure(name: &str, pid: u32, addr: SocketAddr, n: usize) {
+async fn measure(clients: Clients, name: &str, pid: u32, addr: SocketAddr, n: usize) {
     let before = rss_kib(pid);
+    let per = |kib: u64| kib.saturating_sub(before) as f64 / n as f64;
+    if clients == Clients::Silent {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        tokio::time::sleep(SILENT_SETTLE).await;
+        println!("| {name} | {n} | {:.1} |", per(rss_kib(pid)));
+        return;
+    }
     let conns = idle_clients(addr, n).await;
     let busy = rss_kib(pid);
     tokio::time::sleep(SETTLE).await;
     let settled = rss_kib(pid);
     drop(conns);
-    let per = |kib: u64| kib.saturating_sub(before) as f64 / n as f64;
     println!("| {name} | {n} | {:.1} | {:.1} |", per(busy), per(settled));
 }
 
@@ -112,28 +134,41 @@ async fn main() {
             .route("idle.example", "/", PathType::Prefix, "idle")
             .to_yaml(),
     ]);
-    let pier = Pier::start(&[("idle.yaml", manifests)]).await;
     println!("Memory per idle keep-alive client connection (RSS growth / connections, KiB)\n");
     println!(
         "| proxy | connections | right after the answers | after {} s idle |",
         SETTLE.as_secs()
     );
     println!("|---|---|---|---|");
-    measure("pier", pier.pid(), pier.http_addr(), n).await;
+    each_proxy(Clients::KeepAlive, &manifests, echo.addr(), n).await;
+    println!(
+        "\nMemory per silent client connection (connected, nothing sent; RSS growth / \
+         connections after {} s, KiB)\n",
+        SILENT_SETTLE.as_secs()
+    );
+    println!("| proxy | connections | connected |");
+    println!("|---|---|---|");
+    each_proxy(Clients::Silent, &manifests, echo.addr(), n).await;
+}
+
+/// Measures pier, then nginx where installed, each in a fresh process.
+async fn each_proxy(clients: Clients, manifests: &str, backend: SocketAddr, n: usize) {
+    let pier = Pier::start(&[("idle.yaml", manifests.to_string())]).await;
+    measure(clients, "pier", pier.pid(), pier.http_addr(), n).await;
     drop(pier);
     let dir = TempDir::new("idle-nginx");
-    match start_nginx(&dir, echo.addr()) {
+    match start_nginx(&dir, backend) {
         Some((mut child, addr)) => {
             let ready = e2e::net::wait_connectable(addr, Duration::from_secs(5))
                 .await
                 .is_ok();
             match (ready, nginx_worker(child.id())) {
-                (true, Some(worker)) => measure("nginx", worker, addr, n).await,
-                _ => println!("| nginx | did not start | | |"),
+                (true, Some(worker)) => measure(clients, "nginx", worker, addr, n).await,
+                _ => println!("| nginx | did not start |"),
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        None => println!("| nginx | not installed | | |"),
+        None => println!("| nginx | not installed |"),
     }
 }

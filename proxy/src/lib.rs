@@ -1,6 +1,7 @@
 //! pier's data plane: the routing table model, the matcher, load balancing and the Pingora
 //! proxy service. Nothing here knows about Kubernetes.
 
+pub mod accepted;
 pub mod access;
 pub mod answer;
 pub mod fast;

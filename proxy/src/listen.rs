@@ -1,6 +1,6 @@
 //! pier's listeners: the sockets are bound before the proxy starts (so a wrong address fails
 //! start-up with the address in the error), and each accepted connection runs in a task of
-//! its own: the TLS handshake on an HTTPS listener, then the [`ServerApp`] (the fast path)
+//! its own: the TLS handshake on an HTTPS listener, then the [`ConnectionApp`] (the fast path)
 //! for as long as the connection lives.
 //!
 //! pier accepts connections itself rather than through Pingora's listening service because
@@ -8,20 +8,19 @@
 //! connection's other states in about 8.7 KB, even on a clear-text listener, and tokio copies
 //! a task's future whole when it spawns it and again as the task finishes. Here the task of a
 //! clear-text connection holds a handful of pointers, and an HTTPS connection's handshake is
-//! boxed apart (see docs/performance.md, "New connections").
+//! boxed apart (see docs/performance.md, "New connections"). A clear-text connection reaches
+//! the application as the socket tokio accepted ([`Accepted`]).
 
+use crate::accepted::{l4_stream, Accepted};
 use crate::metrics::ReasonLabels;
-use pingora::apps::ServerApp;
 use pingora::listeners::tls::{Acceptor, TlsSettings};
-use pingora::protocols::l4::socket::SocketAddr as PingoraSocketAddr;
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +97,18 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// A connection's work, boxed: its task then holds only a pointer to it.
+pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What pier's listeners run on each connection they accept.
+pub trait ConnectionApp: Send + Sync + 'static {
+    /// Serves `connection` until it closes (shutdown beginning is seen through `shutdown`).
+    fn serve(self: Arc<Self>, connection: Accepted, shutdown: ShutdownWatch) -> Serving;
+
+    /// Releases what the application holds once the listeners are closed.
+    fn cleanup(&self) -> impl Future<Output = ()> + Send;
+}
+
 /// A Pingora service that accepts connections on pier's listeners and runs `app` on each,
 /// until Pingora's shutdown signal; then the listeners close and `app` is cleaned up.
 pub struct ListeningService<A> {
@@ -118,7 +129,7 @@ impl<A> ListeningService<A> {
 }
 
 #[async_trait::async_trait]
-impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for ListeningService<A> {
+impl<A: ConnectionApp> pingora::services::Service for ListeningService<A> {
     async fn start_service(
         &mut self,
         _fds: Option<ListenFds>,
@@ -146,7 +157,7 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Listen
 }
 
 /// Accepts connections on `listener` until shutdown, one task each.
-async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
+async fn accept_loop<A: ConnectionApp>(
     listener: Listener,
     app: Arc<A>,
     mut shutdown: ShutdownWatch,
@@ -171,17 +182,25 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let stream = l4_stream(tcp, peer);
+                // pier writes whole heads and bodies, never small pieces it would want
+                // coalesced.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {e}");
+                }
                 let (app, shutdown) = (app.clone(), shutdown.clone());
-                // Spawned boxed, so the task itself stays a pointer wide whatever the
-                // connection's future holds; on a worker thread picked as Pingora's listeners
-                // pick one (with one runtime per thread, at random).
+                // The connection's work is boxed, so the task itself stays a pointer wide
+                // whatever it holds; on a worker thread picked as Pingora's listeners pick one
+                // (with one runtime per thread, at random).
                 let runtime = pingora_runtime::current_handle();
                 match &acceptor {
-                    None => runtime.spawn(Box::pin(serve(Box::new(stream), app, shutdown))),
-                    Some(acceptor) => {
-                        runtime.spawn(Box::pin(serve_tls(stream, acceptor.clone(), app, shutdown)))
-                    }
+                    None => runtime.spawn(app.serve(Accepted::Tcp(tcp, peer), shutdown)),
+                    Some(acceptor) => runtime.spawn(Box::pin(serve_tls(
+                        tcp,
+                        peer,
+                        acceptor.clone(),
+                        app,
+                        shutdown,
+                    ))),
                 };
             }
             // A connection the client gave up on before it was accepted fails alone.
@@ -205,54 +224,26 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     }
 }
 
-/// A Pingora stream for an accepted connection: `TCP_NODELAY` on (pier writes whole heads
-/// and bodies, never small pieces it would want coalesced), and the client's address where
-/// the proxy reads it.
-fn l4_stream(tcp: tokio::net::TcpStream, peer: SocketAddr) -> L4Stream {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!("cannot set TCP_NODELAY: {e}");
-    }
-    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
-    let _ = digest.peer_addr.set(Some(PingoraSocketAddr::Inet(peer)));
-    let mut stream = L4Stream::from(tcp);
-    stream.set_socket_digest(digest);
-    stream
-}
-
-/// Runs `app` on a connection, and again on what it hands back, until it closes.
-async fn serve<A: ServerApp + Send + Sync + 'static>(
-    stream: Stream,
-    app: Arc<A>,
-    shutdown: ShutdownWatch,
-) {
-    let mut next = app.process_new(stream, &shutdown).await;
-    while let Some(stream) = next {
-        next = app.process_new(stream, &shutdown).await;
-    }
-}
-
-/// Completes the TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], then [`serve`]s. A failed
+/// Completes the TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], then serves. A failed
 /// handshake is counted (and logged at debug level: clients that fail are mostly scanners and
 /// clients refusing the certificate, too many for a log line each).
-async fn serve_tls<A: ServerApp + Send + Sync + 'static>(
-    stream: L4Stream,
+async fn serve_tls<A: ConnectionApp>(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
     tls: Arc<(Acceptor, HandshakeFailures)>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
 ) {
     let (acceptor, failures) = &*tls;
-    let peer = stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().cloned());
-    let handshake = Box::pin(acceptor.tls_handshake(stream));
+    let handshake = Box::pin(acceptor.tls_handshake(l4_stream(tcp, peer)));
     let failed = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(tls)) => return serve(Box::new(tls), app, shutdown).await,
+        Ok(Ok(tls)) => return app.serve(Accepted::Tls(Box::new(tls)), shutdown).await,
         Ok(Err(e)) => {
-            tracing::debug!(client = ?peer, "TLS handshake failed: {e}");
+            tracing::debug!(client = %peer, "TLS handshake failed: {e}");
             "error"
         }
         Err(_) => {
-            tracing::debug!(client = ?peer, "TLS handshake timed out");
+            tracing::debug!(client = %peer, "TLS handshake timed out");
             "timeout"
         }
     };
@@ -264,7 +255,6 @@ async fn serve_tls<A: ServerApp + Send + Sync + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use pingora::services::Service;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -275,21 +265,21 @@ mod tests {
         cleaned_up: AtomicBool,
     }
 
-    #[async_trait]
-    impl ServerApp for SaysPeer {
-        async fn process_new(
-            self: &Arc<Self>,
-            mut stream: Stream,
-            _shutdown: &ShutdownWatch,
-        ) -> Option<Stream> {
-            let peer = stream
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr().cloned())
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            let _ = stream.write_all(peer.as_bytes()).await;
-            let _ = stream.flush().await;
-            None
+    impl ConnectionApp for SaysPeer {
+        fn serve(self: Arc<Self>, connection: Accepted, _shutdown: ShutdownWatch) -> Serving {
+            Box::pin(async move {
+                let peer = match &connection {
+                    Accepted::Tcp(_, peer) => peer.to_string(),
+                    Accepted::Tls(stream) => stream
+                        .get_socket_digest()
+                        .and_then(|d| d.peer_addr().cloned())
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                };
+                let mut connection = connection;
+                let _ = connection.write_all(peer.as_bytes()).await;
+                let _ = connection.flush().await;
+            })
         }
 
         async fn cleanup(&self) {

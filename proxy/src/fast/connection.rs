@@ -8,13 +8,13 @@ use super::forward::{self, Client};
 use super::head::{classify, header_storage, Classified, RequestHead};
 use super::response::{self, Additions, ResponseHead};
 use super::{PierApp, H2_PREFACE};
+use crate::accepted::Accepted;
 use crate::access;
 use crate::answer::{self, Answer};
 use crate::lb::{PickContext, RequestHeaders};
 use crate::router::RouteTarget;
 use crate::state::ProxyState;
 use bytes::{Buf, BytesMut};
-use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,10 +35,14 @@ pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 /// Initial size of the request buffer (grown for large heads and bodies).
 const REQUEST_BUF: usize = 4 * 1024;
+/// Initial size of the buffer a response head is written into.
+const OUT_BUF: usize = 2 * 1024;
 /// An idle connection gives its buffers back after this long.
 const TRIM_AFTER: Duration = Duration::from_secs(1);
 /// The stack buffer an idle connection waits with.
 const IDLE_READ: usize = 512;
+/// The stack buffer a new connection reads its first bytes into: most requests' heads fit.
+const FIRST_READ: usize = 1024;
 /// A request head not complete within this many bytes goes to the general path, which
 /// refuses it properly.
 const MAX_HEAD: usize = 32 * 1024;
@@ -46,7 +50,7 @@ const MAX_HEAD: usize = 32 * 1024;
 /// The client connection and the buffers one request at a time reuses.
 pub(super) struct Io {
     /// The client connection.
-    pub client: Stream,
+    pub client: Accepted,
     /// Who the client is.
     pub peer: Client,
     /// Outgoing bytes: the client's response head (with the first body bytes).
@@ -74,7 +78,7 @@ impl Io {
 /// Writes `bytes` to `client` and flushes, failing with `TimedOut` when that takes longer
 /// than [`SEND_TIMEOUT`]. The client timer is free while a response is written: it only
 /// times waits for requests.
-async fn send(client: &mut Stream, timer: &mut Deadline, bytes: &[u8]) -> std::io::Result<()> {
+async fn send(client: &mut Accepted, timer: &mut Deadline, bytes: &[u8]) -> std::io::Result<()> {
     timer.arm(SEND_TIMEOUT);
     let write = async {
         client.write_all(bytes).await?;
@@ -126,24 +130,21 @@ enum Next {
 /// Serves the connection until it closes or is handed off.
 pub(super) async fn serve(
     app: &Arc<PierApp>,
-    client: Stream,
-    tls: bool,
+    client: Accepted,
     mut sniff_h2c: bool,
     shutdown: &ShutdownWatch,
-) -> Option<Stream> {
-    let ip = client
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+) {
+    let peer = Client::new(client.peer_ip(), client.is_tls());
     let mut io = Io {
         client,
-        peer: Client::new(ip, tls),
-        out: Vec::with_capacity(2048),
+        peer,
+        out: Vec::new(),
         client_timer: Deadline::new(),
         trim_timer: Deadline::new(),
         body_sent: 0,
     };
-    let mut up = UpstreamIo::new();
-    let mut inbuf = BytesMut::with_capacity(REQUEST_BUF);
+    let mut up = UpstreamIo::empty();
+    let mut inbuf = BytesMut::new();
     // Resolves when shutdown begins; polled while the connection is idle. One future for the
     // connection's life rather than one registration per request.
     let mut watch = shutdown.clone();
@@ -151,6 +152,9 @@ pub(super) async fn serve(
         let _ = watch.changed().await;
     };
     tokio::pin!(stopping);
+    if !read_first_bytes(&mut io, &mut up, &mut inbuf, shutdown, stopping.as_mut()).await {
+        return;
+    }
     loop {
         if sniff_h2c {
             match h2c_preface(&inbuf) {
@@ -162,7 +166,7 @@ pub(super) async fn serve(
                     {
                         continue;
                     }
-                    return None;
+                    return;
                 }
             }
         }
@@ -208,7 +212,7 @@ pub(super) async fn serve(
                     io.client_timer.arm(CLOSE_NOTIFY_WAIT);
                     let _ = io.client_timer.run(io.client.shutdown()).await;
                 }
-                return None;
+                return;
             }
             Next::HandOff(why) => return app.hand_off(io.client, inbuf, why, shutdown).await,
             Next::Tunnel(upstream) => {
@@ -227,16 +231,15 @@ pub(super) async fn serve(
 /// shutdown waits for it (up to its timeout).
 async fn tunnel(
     state: &ProxyState,
-    mut client: Stream,
+    mut client: Accepted,
     mut upstream: tokio::net::TcpStream,
     early: BytesMut,
-) -> Option<Stream> {
+) {
     let _request = state.track_request();
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
-        return None;
+        return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    None
 }
 
 /// Whether a clear-text connection starts with the HTTP/2 preface.
@@ -257,6 +260,46 @@ fn h2c_preface(read: &[u8]) -> Preface {
     } else {
         Preface::Undecided
     }
+}
+
+/// Reads the first bytes of a new connection. Until they come it holds no buffers (a browser
+/// may open a connection it uses only later) and one timer, [`KEEPALIVE`]; it gives up at once
+/// when shutdown begins. The bytes are read on the stack, then the buffers are made. `false`:
+/// the connection is done (closed by the client, timed out, or shutting down).
+async fn read_first_bytes(
+    io: &mut Io,
+    up: &mut UpstreamIo,
+    inbuf: &mut BytesMut,
+    shutdown: &ShutdownWatch,
+    stopping: Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    io.client_timer.arm(KEEPALIVE);
+    let mut first = [0u8; FIRST_READ];
+    let read = tokio::select! {
+        biased;
+        read = io.client_timer.run(io.client.read(&mut first)) => read,
+        () = stopping => return false,
+    };
+    match read {
+        Some(Ok(n)) if n > 0 => {
+            provision(io, up, inbuf);
+            inbuf.extend_from_slice(&first[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Makes the connection's buffers where it has none (new, or given back while idle).
+fn provision(io: &mut Io, up: &mut UpstreamIo, inbuf: &mut BytesMut) {
+    reserve(inbuf);
+    if io.out.capacity() == 0 {
+        io.out.reserve(OUT_BUF);
+    }
+    up.provision();
 }
 
 /// Reads more of a request into `inbuf`. Between requests it waits up to [`KEEPALIVE`] and
@@ -305,7 +348,7 @@ async fn read_request_bytes(
     };
     match read {
         Some(Ok(n)) if n > 0 => {
-            reserve(inbuf);
+            provision(io, up, inbuf);
             inbuf.extend_from_slice(&first[..n]);
             true
         }
@@ -512,12 +555,12 @@ mod send_tests {
     use tokio::io::AsyncReadExt;
 
     /// A connected pair: the server side as the fast path holds it, and the client.
-    async fn pair() -> (Stream, tokio::net::TcpStream) {
+    async fn pair() -> (Accepted, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let (accepted, client) = tokio::join!(listener.accept(), client);
-        let server = pingora::protocols::l4::stream::Stream::from(accepted.unwrap().0);
-        (Box::new(server), client.unwrap())
+        let (tcp, peer) = accepted.unwrap();
+        (Accepted::Tcp(tcp, peer), client.unwrap())
     }
 
     /// More than the two sockets' buffers can hold, so the write waits for the client.
@@ -552,5 +595,91 @@ mod send_tests {
             .unwrap();
         drop(server);
         assert_eq!(reader.await.unwrap().unwrap(), LARGE);
+    }
+}
+
+#[cfg(test)]
+mod first_bytes_tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A new connection's state as `serve` makes it, and the client end of the connection.
+    async fn new_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (accepted, client) = tokio::join!(listener.accept(), client);
+        let (tcp, peer) = accepted.unwrap();
+        let io = Io {
+            client: Accepted::Tcp(tcp, peer),
+            peer: Client::new(Some(peer.ip()), false),
+            out: Vec::new(),
+            client_timer: Deadline::new(),
+            trim_timer: Deadline::new(),
+            body_sent: 0,
+        };
+        (io, UpstreamIo::empty(), BytesMut::new(), client.unwrap())
+    }
+
+    fn has_buffers(io: &Io, up: &UpstreamIo, inbuf: &BytesMut) -> [bool; 4] {
+        [
+            inbuf.capacity() > 0,
+            io.out.capacity() > 0,
+            up.request.capacity() > 0,
+            up.buf.capacity() > 0,
+        ]
+    }
+
+    #[tokio::test]
+    async fn buffers_are_made_when_the_first_bytes_come() {
+        let (mut io, mut up, mut inbuf, mut client) = new_connection().await;
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let stopping = std::pin::pin!(std::future::pending::<()>());
+        let sending = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        };
+        let (read, ()) = tokio::join!(
+            read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping),
+            sending
+        );
+        assert!(read);
+        assert_eq!(&inbuf[..], b"GET / HTTP/1.1\r\n");
+        assert_eq!(has_buffers(&io, &up, &inbuf), [true; 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_holds_no_buffers_and_times_out() {
+        let (mut io, mut up, mut inbuf, _silent) = new_connection().await;
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let stopping = std::pin::pin!(std::future::pending::<()>());
+        let started = Instant::now();
+        let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
+        let read = tokio::time::timeout(2 * KEEPALIVE, waiting)
+            .await
+            .expect("the keep-alive timeout fires");
+        assert!(!read);
+        assert!(started.elapsed() >= KEEPALIVE);
+        assert_eq!(has_buffers(&io, &up, &inbuf), [false; 4]);
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_ends_when_shutdown_begins() {
+        let (mut io, mut up, mut inbuf, _silent) = new_connection().await;
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut watch = shutdown.clone();
+        let stopping = std::pin::pin!(async move {
+            let _ = watch.changed().await;
+        });
+        let signal = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stop.send(true).unwrap();
+        };
+        let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
+        let (read, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(waiting, signal)
+        })
+        .await
+        .expect("ends at once");
+        assert!(!read);
     }
 }

@@ -55,6 +55,26 @@ impl UpstreamIo {
         }
     }
 
+    /// No buffers yet ([`UpstreamIo::provision`] makes them) and an unarmed timer.
+    pub fn empty() -> UpstreamIo {
+        UpstreamIo {
+            request: Vec::new(),
+            buf: BytesMut::new(),
+            timer: Deadline::new(),
+        }
+    }
+
+    /// Makes buffers of the usual size where there are none (new, or given back by
+    /// [`UpstreamIo::trim`]), rather than growing them piece by piece.
+    pub fn provision(&mut self) {
+        if self.request.capacity() == 0 {
+            self.request.reserve(REQUEST_BUF);
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(UPSTREAM_BUF);
+        }
+    }
+
     /// Gives the buffers' memory back (an idle client connection).
     pub fn trim(&mut self) {
         self.request = Vec::new();

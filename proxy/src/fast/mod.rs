@@ -36,15 +36,15 @@ mod response;
 mod stream;
 mod write_buffer;
 
+use crate::accepted::Accepted;
+use crate::listen::{ConnectionApp, Serving};
 use crate::metrics::ReasonLabels;
 use crate::service::PierProxy;
 use crate::state::ProxyState;
-use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::ALPN;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
@@ -92,20 +92,16 @@ impl PierApp {
     /// being the bytes read so far (put back to be read again).
     async fn hand_off_h2c(
         self: &Arc<Self>,
-        stream: Stream,
+        client: Accepted,
         read: BytesMut,
         shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        // Listener streams are Pingora's L4 streams, which can take bytes back.
-        let mut l4 = match stream.into_any().downcast::<L4Stream>() {
-            Ok(l4) => l4,
-            Err(_) => {
-                tracing::debug!("h2c on a stream that cannot rewind: closed");
-                return None;
+    ) {
+        match client.into_rewound_stream(&read) {
+            Some(stream) => {
+                self.streams.process_new(stream, shutdown).await;
             }
-        };
-        l4.rewind(&read);
-        self.streams.process_new(l4, shutdown).await
+            None => tracing::debug!("h2c on a stream that cannot rewind: closed"),
+        }
     }
 
     /// Gives the connection to the general path, `read` being what was read of it so far (the
@@ -116,13 +112,14 @@ impl PierApp {
     /// Pingora's per-connection request limit is not set in pier, so it is left out.
     async fn hand_off(
         self: &Arc<Self>,
-        stream: Stream,
+        client: Accepted,
         read: BytesMut,
         reason: &'static str,
         shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+    ) {
         self.count_general(reason);
-        let mut session = ServerSession::new_http1(write_buffer::WriteBuffered::wrap(stream));
+        let stream = write_buffer::WriteBuffered::wrap(client.into_stream());
+        let mut session = ServerSession::new_http1(stream);
         let keepalive = (!*shutdown.borrow()).then_some(connection::KEEPALIVE.as_secs());
         session.set_keepalive(keepalive);
         session.set_write_timeout(Some(connection::SEND_TIMEOUT));
@@ -138,24 +135,24 @@ impl PierApp {
             session.set_write_timeout(Some(connection::SEND_TIMEOUT));
             result = self.general.process_new_http(session, shutdown).await;
         }
-        None
     }
 }
 
-#[async_trait]
-impl ServerApp for PierApp {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let tls = stream.get_ssl_digest().is_some();
-        if tls && matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return self.streams.process_new(stream, shutdown).await;
-        }
-        // Clear-text HTTP/2 is recognised by its preface in the first bytes read.
-        let sniff_h2c = !tls && self.h2c;
-        connection::serve(self, stream, tls, sniff_h2c, shutdown).await
+impl ConnectionApp for PierApp {
+    fn serve(self: Arc<Self>, client: Accepted, shutdown: ShutdownWatch) -> Serving {
+        Box::pin(async move {
+            match client {
+                Accepted::Tls(stream) if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) => {
+                    // Pingora gives a stream back only to reuse an HTTP/1 connection.
+                    self.streams.process_new(stream, &shutdown).await;
+                }
+                client => {
+                    // Clear-text HTTP/2 is recognised by its preface in the first bytes read.
+                    let sniff_h2c = !client.is_tls() && self.h2c;
+                    connection::serve(&self, client, sniff_h2c, &shutdown).await;
+                }
+            }
+        })
     }
 
     async fn cleanup(&self) {
