@@ -2,8 +2,9 @@
 //! own connection and then stay connected without sending anything; the proxy's resident
 //! memory growth per connection is printed right after the answers and once idle connections
 //! have settled. Silent: N clients connect and send nothing (as a browser's preconnection);
-//! growth per connection after a moment, in a fresh process. For pier and, when nginx is installed (`/usr/sbin` or `/usr/bin`), for nginx configured like the
-//! side-by-side benchmark (`e2e/bench/peers/nginx.conf`).
+//! growth per connection after a moment, in a fresh process. For pier and, when nginx is
+//! installed (`/usr/sbin` or `/usr/bin`), for nginx configured like the side-by-side benchmark
+//! (`e2e/bench/peers/nginx.conf`).
 //!
 //! `cargo bench -p pier-e2e --bench idle_connections [-- --connections N]` (default 2,000;
 //! uses `target/release/pier` when it exists; `PIER_BIN` overrides). Loopback only; bounded in

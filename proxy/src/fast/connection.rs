@@ -277,7 +277,19 @@ async fn read_first_bytes(
         return false;
     }
     io.client_timer.arm(KEEPALIVE);
-    let mut first = [0u8; FIRST_READ];
+    read_unbuffered::<FIRST_READ>(io, up, inbuf, stopping).await
+}
+
+/// Waits for bytes holding no buffers, within the armed client timer, and reads up to `N` of
+/// them on the stack; then makes the connection's buffers and puts the bytes in `inbuf`.
+/// `false`: closed by the client, timed out, or shutting down.
+async fn read_unbuffered<const N: usize>(
+    io: &mut Io,
+    up: &mut UpstreamIo,
+    inbuf: &mut BytesMut,
+    stopping: Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let mut first = [0u8; N];
     let read = tokio::select! {
         biased;
         read = io.client_timer.run(io.client.read(&mut first)) => read,
@@ -340,20 +352,7 @@ async fn read_request_bytes(
     *inbuf = BytesMut::new();
     io.out = Vec::new();
     up.trim();
-    let mut first = [0u8; IDLE_READ];
-    let read = tokio::select! {
-        biased;
-        read = io.client_timer.run(io.client.read(&mut first)) => read,
-        () = stopping => return false,
-    };
-    match read {
-        Some(Ok(n)) if n > 0 => {
-            provision(io, up, inbuf);
-            inbuf.extend_from_slice(&first[..n]);
-            true
-        }
-        _ => false,
-    }
+    read_unbuffered::<IDLE_READ>(io, up, inbuf, stopping).await
 }
 
 /// Makes room for the next read.
