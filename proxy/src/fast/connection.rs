@@ -55,7 +55,8 @@ pub(super) struct Io {
     pub peer: Client,
     /// Outgoing bytes: the client's response head (with the first body bytes).
     pub out: Vec<u8>,
-    /// Times out waits on the client (idle keep-alive, a request arriving).
+    /// Times out waits on the client: idle keep-alive, a request arriving, a write the client
+    /// does not take (never two at once).
     pub client_timer: Deadline,
     /// Tells when an idle connection should give its buffers back.
     pub trim_timer: Deadline,
@@ -76,8 +77,7 @@ impl Io {
 }
 
 /// Writes `bytes` to `client` and flushes, failing with `TimedOut` when that takes longer
-/// than [`SEND_TIMEOUT`]. The client timer is free while a response is written: it only
-/// times waits for requests.
+/// than [`SEND_TIMEOUT`], timed by the client timer (no request is awaited meanwhile).
 async fn send(client: &mut Accepted, timer: &mut Deadline, bytes: &[u8]) -> std::io::Result<()> {
     timer.arm(SEND_TIMEOUT);
     let write = async {

@@ -48,11 +48,9 @@ pub(super) struct UpstreamIo {
 impl UpstreamIo {
     /// Buffers of the usual size and an unarmed timer.
     pub fn new() -> UpstreamIo {
-        UpstreamIo {
-            request: Vec::with_capacity(REQUEST_BUF),
-            buf: BytesMut::with_capacity(UPSTREAM_BUF),
-            timer: Deadline::new(),
-        }
+        let mut up = UpstreamIo::empty();
+        up.provision();
+        up
     }
 
     /// No buffers yet ([`UpstreamIo::provision`] makes them) and an unarmed timer.
