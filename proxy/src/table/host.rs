@@ -122,20 +122,48 @@ impl<T> HostMap<T> {
 /// Borrows when no case folding is needed (the usual request), so the hot path does not allocate.
 pub fn normalize_host(raw: &str) -> Cow<'_, str> {
     let raw = raw.trim();
-    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
-    let without_port = if raw.starts_with('[') {
-        match raw.find(']') {
-            Some(end) => &raw[..=end],
-            None => raw,
+    let bytes = raw.as_bytes();
+    // One pass from the end finds where the userinfo ends (the last '@'), the port (digits
+    // after the last ':' that follows it) and whether any letter needs folding.
+    let mut start = 0;
+    let mut port_at = None;
+    let mut colon_seen = false;
+    let mut digits_only = true;
+    let mut upper = false;
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        match b {
+            b'@' => {
+                start = i + 1;
+                break;
+            }
+            b':' => {
+                if !colon_seen && digits_only {
+                    port_at = Some(i);
+                }
+                colon_seen = true;
+                digits_only = false;
+            }
+            b'0'..=b'9' => {}
+            _ => {
+                digits_only = false;
+                upper |= b.is_ascii_uppercase();
+            }
+        }
+    }
+    let host = &raw[start..];
+    let without_port = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
         }
     } else {
-        match raw.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => raw,
+        match port_at {
+            Some(colon) => &raw[start..colon],
+            None => host,
         }
     };
     let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
-    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+    if upper {
         Cow::Owned(trimmed.to_ascii_lowercase())
     } else {
         Cow::Borrowed(trimmed)
@@ -153,6 +181,27 @@ mod tests {
         assert_eq!(normalize_host("[::1]:8080"), "[::1]");
         assert_eq!(normalize_host("user@host.test:1"), "host.test");
         assert_eq!(normalize_host("plain"), "plain");
+    }
+
+    #[test]
+    fn userinfo_ports_and_brackets_are_read_from_the_end() {
+        let cases = [
+            ("a@b:12", "b"),
+            ("User:Pw@Host.Test.:443", "host.test"),
+            ("host:", "host"),
+            ("host:8a", "host:8a"),
+            ("host:80@x", "x"),
+            ("[::A]:1", "[::a]"),
+            ("[::1]", "[::1]"),
+            ("[::1", "[::1"),
+            (" Example.com:80 ", "example.com"),
+            ("", ""),
+            ("1.2.3.4:5", "1.2.3.4"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalize_host(raw), expected, "{raw:?}");
+        }
+        assert!(matches!(normalize_host("h.test:80"), Cow::Borrowed(_)));
     }
 
     #[test]
