@@ -79,13 +79,19 @@ impl HttpServerApp for StreamApp {
         let tls = h2.digest().is_some_and(|d| d.ssl_digest.is_some());
         // A client that stops taking a stream's response is dropped as on HTTP/1.1.
         h2.set_write_timeout(Some(SEND_TIMEOUT));
-        match plan(&self.state, &mut h2, tls) {
+        // The session is moved once, here, and lent from then on (it is a few hundred bytes).
+        let mut client = H2Client {
+            session: h2,
+            head: None,
+            body_sent: 0,
+        };
+        match plan(&self.state, &mut client.session, tls) {
             Plan::Serve(serve) => {
-                serve_stream(&self.state, h2, tls, *serve).await;
+                serve_stream(&self.state, &mut client, tls, *serve).await;
                 None
             }
             Plan::General(reason) => {
-                self.hand_off(ServerSession::new_http2(h2), reason, shutdown)
+                self.hand_off(ServerSession::new_http2(client.session), reason, shutdown)
                     .await
             }
         }
@@ -174,9 +180,9 @@ fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
         None
     };
     drop(runtime);
-    let Ok(placeholder) = RequestHeader::build_no_case(Method::GET, b"/", Some(0)) else {
-        return Plan::General("internal");
-    };
+    // The session does not read its request head again; an empty one (no allocation) takes
+    // its place.
+    let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let request = std::mem::replace(h2.req_header_mut(), placeholder).into();
     Plan::Serve(Box::new(Serving {
         target,
@@ -193,7 +199,7 @@ fn client_ip(h2: &H2Session) -> Option<std::net::IpAddr> {
 
 /// Exchanges the stream's request with the Service's endpoints and writes the response (or
 /// pier's answer) to the stream; writes its access-log line when enabled.
-async fn serve_stream(state: &ProxyState, mut session: H2Session, tls: bool, serving: Serving) {
+async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serving: Serving) {
     let _request = state.track_request();
     let started = access::enabled().then(Instant::now);
     let Serving {
@@ -203,7 +209,7 @@ async fn serve_stream(state: &ProxyState, mut session: H2Session, tls: bool, ser
         request: req,
         body_length,
     } = serving;
-    let ip = client_ip(&session);
+    let ip = client_ip(&client.session);
     let host = request_host(&req);
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut up = spare::take();
@@ -216,7 +222,7 @@ async fn serve_stream(state: &ProxyState, mut session: H2Session, tls: bool, ser
         &Client::new(ip, tls),
     );
     let (code, upstream, upstream_time, bytes) =
-        if read_body(&mut session, body_length, &mut up.request).await {
+        if read_body(&mut client.session, body_length, &mut up.request).await {
             let request = Request {
                 head_request: req.method == Method::HEAD,
                 idempotent: req.method.is_idempotent(),
@@ -230,14 +236,8 @@ async fn serve_stream(state: &ProxyState, mut session: H2Session, tls: bool, ser
                 close: false,
                 upgrade: false,
             };
-            let mut client = H2Client {
-                session,
-                head: None,
-                body_sent: 0,
-            };
             let mut rng = fastrand::Rng::new();
-            let done =
-                exchange::run(&mut client, &mut up, state, &service, &request, &mut rng).await;
+            let done = exchange::run(client, &mut up, state, &service, &request, &mut rng).await;
             // A stream whose response did not end (the endpoint failed in the middle of the body)
             // is reset when the session is dropped, so the client knows the response is
             // incomplete.
@@ -458,7 +458,10 @@ fn client_head(head: &ResponseHead<'_>, add: Additions<'_>) -> Option<ResponseHe
     parts.headers.reserve(head.headers.len() + 2);
     let named = ConnectionNamed::of(head.headers);
     for h in head.headers {
-        if response::kept_from(head, h.name, add, &named) != Kept::Yes {
+        // Pingora's HTTP/2 session sets its own `Date` on every response.
+        if h.name.eq_ignore_ascii_case("date")
+            || response::kept_from(head, h.name, add, &named) != Kept::Yes
+        {
             continue;
         }
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
