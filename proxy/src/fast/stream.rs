@@ -546,6 +546,20 @@ mod tests {
     }
 
     #[test]
+    fn values_keep_their_bytes_and_the_endpoint_s_date_is_left_to_pingora() {
+        let resp = head_for_client(
+            "HTTP/1.1 200 OK\r\nDate: Sun, 29 Nov 2026 00:00:00 GMT\r\nX-A: first\r\n\
+             Connection: X-Gone\r\nX-Gone: 1\r\nX-B: \r\nX-A: second value\r\n\r\n",
+            Additions::default(),
+        );
+        assert!(!resp.headers.contains_key("date"), "{resp:?}");
+        let a: Vec<_> = resp.headers.get_all("x-a").iter().collect();
+        assert_eq!(a, ["first", "second value"]);
+        assert_eq!(resp.headers["x-b"], "");
+        assert_eq!(resp.headers.len(), 3, "{resp:?}");
+    }
+
+    #[test]
     fn a_length_is_kept_when_it_frames_the_body() {
         let resp = head_for_client(
             "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n",
