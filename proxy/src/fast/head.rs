@@ -63,21 +63,38 @@ pub(super) enum Classified<'b> {
     HandOff(&'static str),
 }
 
-/// Room for the header fields of one request, left uninitialised (filled by the parser).
-pub(super) type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+/// Header fields most requests fit in: room for them is part of the connection's state.
+pub(super) const USUAL_HEADERS: usize = 32;
+
+/// Room for the header fields of one request, left uninitialised (filled by the parser):
+/// [`USUAL_HEADERS`] in place, up to [`MAX_HEADERS`] on the heap for a request with more.
+/// Only the usual room is held in the connection's future (1 KiB of the 3 KiB that room
+/// for all would take), which is copied whole when a connection starts and held while it
+/// is idle; a usual request allocates nothing for its fields.
+pub(super) struct HeaderStorage<'b> {
+    usual: [MaybeUninit<httparse::Header<'b>>; USUAL_HEADERS],
+    more: Option<Box<[MaybeUninit<httparse::Header<'b>>]>>,
+}
 
 /// Empty header storage.
 pub(super) fn header_storage<'b>() -> HeaderStorage<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+    HeaderStorage {
+        usual: [const { MaybeUninit::uninit() }; USUAL_HEADERS],
+        more: None,
+    }
 }
 
 /// Parses and classifies the request at the start of `buf`.
-pub(super) fn classify<'b>(
-    buf: &'b [u8],
-    storage: &'b mut [MaybeUninit<httparse::Header<'b>>],
-) -> Classified<'b> {
+pub(super) fn classify<'b>(buf: &'b [u8], storage: &'b mut HeaderStorage<'b>) -> Classified<'b> {
+    let HeaderStorage { usual, more } = storage;
     let mut req = httparse::Request::new(&mut []);
-    let head_len = match req.parse_with_uninit_headers(buf, storage) {
+    let mut parsed = req.parse_with_uninit_headers(buf, usual);
+    if let Err(httparse::Error::TooManyHeaders) = parsed {
+        let more = more.insert(Box::new_uninit_slice(MAX_HEADERS));
+        req = httparse::Request::new(&mut []);
+        parsed = req.parse_with_uninit_headers(buf, more);
+    }
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Classified::Partial,
         Err(httparse::Error::TooManyHeaders) => return Classified::HandOff("many header fields"),
@@ -342,6 +359,23 @@ mod tests {
         for (raw, why) in cases {
             assert_eq!(handed_off(raw), why, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn more_fields_than_usual_are_all_read() {
+        let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..USUAL_HEADERS + 10 {
+            raw.push_str(&format!("X-{i}: v{i}\r\n"));
+        }
+        raw.push_str("\r\n");
+        with(&raw, |c| {
+            let Classified::Serve(head) = c else {
+                panic!("not served: {c:?}")
+            };
+            assert_eq!(head.headers.len(), USUAL_HEADERS + 11);
+            let last = &head.headers[USUAL_HEADERS + 10];
+            assert_eq!((last.name, last.value), ("X-41", &b"v41"[..]));
+        });
     }
 
     #[test]
