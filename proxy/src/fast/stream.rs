@@ -72,26 +72,31 @@ impl HttpServerApp for StreamApp {
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let mut h2 = match session {
-            ServerSession::H2(h2) => h2,
+        // The session (a few hundred bytes) is moved once, into a box, and lent from then
+        // on: each copy held across a wait would be part of every stream's future, which is
+        // itself copied into a box for every stream.
+        let mut client = match session {
+            ServerSession::H2(h2) => Box::new(H2Client {
+                session: h2,
+                head: None,
+                body_sent: 0,
+            }),
             other => return self.hand_off(other, "not HTTP/2", shutdown).await,
         };
-        let tls = h2.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let tls = client
+            .session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
         // A client that stops taking a stream's response is dropped as on HTTP/1.1.
-        h2.set_write_timeout(Some(SEND_TIMEOUT));
-        // The session is moved once, here, and lent from then on (it is a few hundred bytes).
-        let mut client = H2Client {
-            session: h2,
-            head: None,
-            body_sent: 0,
-        };
+        client.session.set_write_timeout(Some(SEND_TIMEOUT));
         match plan(&self.state, &mut client.session, tls) {
-            Plan::Serve(serve) => {
-                serve_stream(&self.state, &mut client, tls, *serve).await;
+            Plan::Serve(mut serving) => {
+                serve_stream(&self.state, &mut client, tls, &mut serving).await;
                 None
             }
             Plan::General(reason) => {
-                self.hand_off(ServerSession::new_http2(client.session), reason, shutdown)
+                let H2Client { session, .. } = *client;
+                self.hand_off(ServerSession::new_http2(session), reason, shutdown)
                     .await
             }
         }
@@ -199,7 +204,7 @@ fn client_ip(h2: &H2Session) -> Option<std::net::IpAddr> {
 
 /// Exchanges the stream's request with the Service's endpoints and writes the response (or
 /// pier's answer) to the stream; writes its access-log line when enabled.
-async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serving: Serving) {
+async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serving: &mut Serving) {
     let _request = state.track_request();
     let started = access::enabled().then(Instant::now);
     let Serving {
@@ -210,7 +215,7 @@ async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serv
         body_length,
     } = serving;
     let ip = client_ip(&client.session);
-    let host = request_host(&req);
+    let host = request_host(req);
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut up = spare::take();
     forward::write_request_from_map(
@@ -222,7 +227,7 @@ async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serv
         &Client::new(ip, tls),
     );
     let (code, upstream, upstream_time, bytes) =
-        if read_body(&mut client.session, body_length, &mut up.request).await {
+        if read_body(&mut client.session, *body_length, &mut up.request).await {
             let request = Request {
                 head_request: req.method == Method::HEAD,
                 idempotent: req.method.is_idempotent(),
@@ -232,12 +237,12 @@ async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serv
                     path: req.uri.path(),
                     query: req.uri.query(),
                 },
-                hsts,
+                hsts: hsts.take(),
                 close: false,
                 upgrade: false,
             };
             let mut rng = fastrand::Rng::new();
-            let done = exchange::run(client, &mut up, state, &service, &request, &mut rng).await;
+            let done = exchange::run(client, &mut up, state, service, &request, &mut rng).await;
             // A stream whose response did not end (the endpoint failed in the middle of the body)
             // is reset when the session is dropped, so the client knows the response is
             // incomplete.
