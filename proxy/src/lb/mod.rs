@@ -294,24 +294,32 @@ impl ServiceBalancer {
     }
 
     fn round_robin(&self, usable: &impl Fn(usize) -> bool) -> Option<usize> {
-        let ramping = self.ramp_until.is_some_and(|end| Instant::now() < end);
+        if self.uniform && !self.ramping() {
+            // Equal weights and no slow start: plain turns, with no weights to work out.
+            let n = self.endpoints.len();
+            return self
+                .rr
+                .pick_in_turn(n, |i| !usable(i) || self.endpoints[i].weight == 0);
+        }
         let weights = self.effective_weights();
-        self.rr
-            .pick(&weights, self.uniform && !ramping, |i| !usable(i))
+        self.rr.pick(&weights, false, |i| !usable(i))
+    }
+
+    /// Whether an endpoint is still slow-starting (the clock is read only if one may be).
+    fn ramping(&self) -> bool {
+        self.ramp_until.is_some_and(|end| Instant::now() < end)
     }
 
     /// Static weight × slow-start factor of every endpoint.
     fn effective_weights(&self) -> Vec<f64> {
-        let ramping = self.ramp_until.is_some_and(|end| Instant::now() < end);
-        let now = Instant::now();
+        let ramping_at = self.ramping().then(Instant::now);
         self.endpoints
             .iter()
             .map(|e| {
                 let w = f64::from(e.weight);
-                if ramping {
-                    w * e.state.ramp(self.policy.slow_start, now)
-                } else {
-                    w
+                match ramping_at {
+                    Some(now) => w * e.state.ramp(self.policy.slow_start, now),
+                    None => w,
                 }
             })
             .collect()

@@ -25,10 +25,7 @@ impl SmoothRoundRobin {
             return None;
         }
         if uniform {
-            let start = self.next.fetch_add(1, Ordering::Relaxed);
-            return (0..n)
-                .map(|i| (start + i) % n)
-                .find(|&i| !excluded(i) && weights[i] > 0.0);
+            return self.pick_in_turn(n, |i| excluded(i) || weights[i] <= 0.0);
         }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if current.len() != n {
@@ -49,6 +46,15 @@ impl SmoothRoundRobin {
         let b = best?;
         current[b] -= total;
         Some(b)
+    }
+
+    /// Takes turns among `n` endpoints of equal weight, lock-free, skipping `excluded` ones.
+    pub fn pick_in_turn(&self, n: usize, excluded: impl Fn(usize) -> bool) -> Option<usize> {
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(|i| (start + i) % n).find(|&i| !excluded(i))
     }
 }
 
