@@ -132,23 +132,25 @@ impl AsyncWrite for Accepted {
     }
 }
 
+/// A connection on loopback, for tests: the accepted side as a listener hands it over, and
+/// the client.
+#[cfg(test)]
+pub(crate) async fn connected_pair() -> (Accepted, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let (accepted, client) = tokio::join!(listener.accept(), client);
+    let (tcp, peer) = accepted.unwrap();
+    (Accepted::Tcp(tcp, peer), client.unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A connected pair: the accepted side and the client.
-    async fn pair() -> (Accepted, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (accepted, client) = tokio::join!(listener.accept(), client);
-        let (tcp, peer) = accepted.unwrap();
-        (Accepted::Tcp(tcp, peer), client.unwrap())
-    }
-
     #[tokio::test]
     async fn a_handed_over_connection_keeps_the_client_address_and_the_bytes_read() {
-        let (accepted, mut client) = pair().await;
+        let (accepted, mut client) = connected_pair().await;
         let client_addr = client.local_addr().unwrap();
         assert_eq!(accepted.peer_ip(), Some(client_addr.ip()));
         client.write_all(b" world").await.unwrap();

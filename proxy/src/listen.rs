@@ -390,10 +390,9 @@ mod tests {
     async fn a_tls_connection_s_task_is_small_while_it_is_served() {
         let settings = crate::tls::TlsState::default().listener_settings().unwrap();
         let tls = Arc::new((settings.build(), HandshakeFailures::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        let (_client, (tcp, peer)) = (client.unwrap(), accepted.unwrap());
+        let (Accepted::Tcp(tcp, peer), _client) = crate::accepted::connected_pair().await else {
+            unreachable!("a clear-text connection")
+        };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let task = serve_tls(tcp, peer, tls, Arc::new(SaysPeer::default()), shutdown);
         // Held for each TLS connection's life: the handshake's outcome is not part of it.

@@ -551,16 +551,8 @@ mod tests {
 #[cfg(test)]
 mod send_tests {
     use super::*;
+    use crate::accepted::connected_pair as pair;
     use tokio::io::AsyncReadExt;
-
-    /// A connected pair: the server side as the fast path holds it, and the client.
-    async fn pair() -> (Accepted, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let (accepted, client) = tokio::join!(listener.accept(), client);
-        let (tcp, peer) = accepted.unwrap();
-        (Accepted::Tcp(tcp, peer), client.unwrap())
-    }
 
     /// More than the two sockets' buffers can hold, so the write waits for the client.
     const LARGE: usize = 64 << 20;
@@ -604,19 +596,16 @@ mod first_bytes_tests {
 
     /// A new connection's state as `serve` makes it, and the client end of the connection.
     async fn new_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let (accepted, client) = tokio::join!(listener.accept(), client);
-        let (tcp, peer) = accepted.unwrap();
+        let (client, remote) = crate::accepted::connected_pair().await;
         let io = Io {
-            client: Accepted::Tcp(tcp, peer),
-            peer: Client::new(Some(peer.ip()), false),
+            peer: Client::new(client.peer_ip(), false),
+            client,
             out: Vec::new(),
             client_timer: Deadline::new(),
             trim_timer: Deadline::new(),
             body_sent: 0,
         };
-        (io, UpstreamIo::empty(), BytesMut::new(), client.unwrap())
+        (io, UpstreamIo::empty(), BytesMut::new(), remote)
     }
 
     fn has_buffers(io: &Io, up: &UpstreamIo, inbuf: &BytesMut) -> [bool; 4] {

@@ -122,6 +122,8 @@ enum Plan {
 /// A stream the fast path serves: its route, the chosen Service, and its request head, taken
 /// out of the session (which does not read it again).
 struct Serving {
+    /// The client's address, read once from the session.
+    client_ip: Option<std::net::IpAddr>,
     target: RouteTarget,
     service: Arc<ServiceBalancer>,
     hsts: Option<Arc<str>>,
@@ -162,8 +164,9 @@ fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
     let Some(target) = state.router().route(host, req.uri.path()).cloned() else {
         return Plan::General("no route");
     };
+    let ip = client_ip(h2);
     let pick = PickContext {
-        client_ip: client_ip(h2),
+        client_ip: ip,
         headers: RequestHeaders::Map(&req.headers),
         path: req.uri.path(),
         query: req.uri.query(),
@@ -190,6 +193,7 @@ fn plan(state: &ProxyState, h2: &mut H2Session, tls: bool) -> Plan {
     let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let request = std::mem::replace(h2.req_header_mut(), placeholder).into();
     Plan::Serve(Box::new(Serving {
+        client_ip: ip,
         target,
         service,
         hsts,
@@ -208,13 +212,14 @@ async fn serve_stream(state: &ProxyState, client: &mut H2Client, tls: bool, serv
     let _request = state.track_request();
     let started = access::enabled().then(Instant::now);
     let Serving {
+        client_ip: ip,
         target,
         service,
         hsts,
         request: req,
         body_length,
     } = serving;
-    let ip = client_ip(&client.session);
+    let ip = *ip;
     let host = request_host(req);
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut up = spare::take();

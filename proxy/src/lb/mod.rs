@@ -256,7 +256,7 @@ impl ServiceBalancer {
         match &self.policy.algorithm {
             Algorithm::RoundRobin => self.round_robin(usable),
             Algorithm::LeastRequest => {
-                let weights = self.effective_weights();
+                let weights = self.effective_weights(self.ramping_at());
                 let equal = weights.windows(2).all(|w| w[0] == w[1]);
                 if equal {
                     let candidates: Vec<usize> =
@@ -275,7 +275,7 @@ impl ServiceBalancer {
                         .zip(&self.endpoints)
                         .map(|(w, e)| w / (e.state.in_flight() as f64 + 1.0))
                         .collect();
-                    self.rr.pick(&dynamic, false, |i| !usable(i))
+                    self.rr.pick(&dynamic, |i| !usable(i))
                 }
             }
             Algorithm::Random => {
@@ -294,25 +294,27 @@ impl ServiceBalancer {
     }
 
     fn round_robin(&self, usable: &impl Fn(usize) -> bool) -> Option<usize> {
-        if self.uniform && !self.ramping() {
+        let ramping_at = self.ramping_at();
+        if self.uniform && ramping_at.is_none() {
             // Equal weights and no slow start: plain turns, with no weights to work out.
             let n = self.endpoints.len();
             return self
                 .rr
                 .pick_in_turn(n, |i| !usable(i) || self.endpoints[i].weight == 0);
         }
-        let weights = self.effective_weights();
-        self.rr.pick(&weights, false, |i| !usable(i))
+        let weights = self.effective_weights(ramping_at);
+        self.rr.pick(&weights, |i| !usable(i))
     }
 
-    /// Whether an endpoint is still slow-starting (the clock is read only if one may be).
-    fn ramping(&self) -> bool {
-        self.ramp_until.is_some_and(|end| Instant::now() < end)
+    /// Now, while an endpoint is still slow-starting; the clock is read only if one may be.
+    fn ramping_at(&self) -> Option<Instant> {
+        let end = self.ramp_until?;
+        let now = Instant::now();
+        (now < end).then_some(now)
     }
 
-    /// Static weight × slow-start factor of every endpoint.
-    fn effective_weights(&self) -> Vec<f64> {
-        let ramping_at = self.ramping().then(Instant::now);
+    /// Static weight × slow-start factor (at `ramping_at`, while ramping) of every endpoint.
+    fn effective_weights(&self, ramping_at: Option<Instant>) -> Vec<f64> {
         self.endpoints
             .iter()
             .map(|e| {

@@ -12,20 +12,13 @@ pub struct SmoothRoundRobin {
 }
 
 impl SmoothRoundRobin {
-    /// Picks among `weights.len()` endpoints (weight 0 or `excluded` ones are skipped).
-    /// `uniform` (all weights equal) takes a lock-free path that gives the same sequence.
-    pub fn pick(
-        &self,
-        weights: &[f64],
-        uniform: bool,
-        excluded: impl Fn(usize) -> bool,
-    ) -> Option<usize> {
+    /// Picks among `weights.len()` endpoints (weight 0 or `excluded` ones are skipped). With
+    /// all weights equal, [`SmoothRoundRobin::pick_in_turn`] gives the same sequence
+    /// lock-free.
+    pub fn pick(&self, weights: &[f64], excluded: impl Fn(usize) -> bool) -> Option<usize> {
         let n = weights.len();
         if n == 0 {
             return None;
-        }
-        if uniform {
-            return self.pick_in_turn(n, |i| excluded(i) || weights[i] <= 0.0);
         }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if current.len() != n {
@@ -67,7 +60,7 @@ mod tests {
         let rr = SmoothRoundRobin::default();
         let mut counts = [0usize; 4];
         for _ in 0..4 * 25 {
-            counts[rr.pick(&[1.0; 4], true, |_| false).unwrap()] += 1;
+            counts[rr.pick_in_turn(4, |_| false).unwrap()] += 1;
         }
         assert_eq!(counts, [25; 4]);
     }
@@ -76,7 +69,7 @@ mod tests {
     fn weighted_sequence_interleaves() {
         let rr = SmoothRoundRobin::default();
         let seq: Vec<usize> = (0..7)
-            .map(|_| rr.pick(&[5.0, 1.0, 1.0], false, |_| false).unwrap())
+            .map(|_| rr.pick(&[5.0, 1.0, 1.0], |_| false).unwrap())
             .collect();
         assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
     }
@@ -87,7 +80,7 @@ mod tests {
         let w = [3.0, 1.0, 0.0, 4.0];
         let mut counts = [0usize; 4];
         for _ in 0..800 {
-            counts[rr.pick(&w, false, |_| false).unwrap()] += 1;
+            counts[rr.pick(&w, |_| false).unwrap()] += 1;
         }
         assert_eq!(counts, [300, 100, 0, 400]);
     }
@@ -95,11 +88,11 @@ mod tests {
     #[test]
     fn excluded_endpoints_are_skipped() {
         let rr = SmoothRoundRobin::default();
-        for uniform in [true, false] {
-            for _ in 0..10 {
-                assert_eq!(rr.pick(&[1.0, 1.0], uniform, |i| i == 0), Some(1));
-            }
-            assert_eq!(rr.pick(&[1.0, 1.0], uniform, |_| true), None);
+        for _ in 0..10 {
+            assert_eq!(rr.pick_in_turn(2, |i| i == 0), Some(1));
+            assert_eq!(rr.pick(&[1.0, 1.0], |i| i == 0), Some(1));
         }
+        assert_eq!(rr.pick_in_turn(2, |_| true), None);
+        assert_eq!(rr.pick(&[1.0, 1.0], |_| true), None);
     }
 }
