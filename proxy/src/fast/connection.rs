@@ -39,9 +39,8 @@ const REQUEST_BUF: usize = 4 * 1024;
 const OUT_BUF: usize = 2 * 1024;
 /// An idle connection gives its buffers back after this long.
 const TRIM_AFTER: Duration = Duration::from_secs(1);
-/// The stack buffer an idle connection waits with.
-const IDLE_READ: usize = 512;
-/// The stack buffer a new connection reads its first bytes into: most requests' heads fit.
+/// How much a connection without buffers (new, or idle after giving them back) reads before
+/// making them: most requests' heads fit.
 const FIRST_READ: usize = 1024;
 /// A request head not complete within this many bytes goes to the general path, which
 /// refuses it properly.
@@ -264,8 +263,8 @@ fn h2c_preface(read: &[u8]) -> Preface {
 
 /// Reads the first bytes of a new connection. Until they come it holds no buffers (a browser
 /// may open a connection it uses only later) and one timer, [`KEEPALIVE`]; it gives up at once
-/// when shutdown begins. The bytes are read on the stack, then the buffers are made. `false`:
-/// the connection is done (closed by the client, timed out, or shutting down).
+/// when shutdown begins. The buffers are made when the bytes are there. `false`: the
+/// connection is done (closed by the client, timed out, or shutting down).
 async fn read_first_bytes(
     io: &mut Io,
     up: &mut UpstreamIo,
@@ -277,39 +276,76 @@ async fn read_first_bytes(
         return false;
     }
     io.client_timer.arm(KEEPALIVE);
-    read_unbuffered::<FIRST_READ>(io, up, inbuf, stopping).await
+    read_unbuffered(io, up, inbuf, stopping).await
 }
 
-/// Waits for bytes holding no buffers, within the armed client timer, and reads up to `N` of
-/// them on the stack; then makes the connection's buffers and puts the bytes in `inbuf`.
-/// `false`: closed by the client, timed out, or shutting down.
-async fn read_unbuffered<const N: usize>(
+/// Waits for bytes holding no buffers, within the armed client timer, then makes the
+/// connection's buffers and reads into `inbuf`. `false`: closed by the client, timed out, or
+/// shutting down.
+async fn read_unbuffered(
     io: &mut Io,
     up: &mut UpstreamIo,
     inbuf: &mut BytesMut,
     stopping: Pin<&mut impl Future<Output = ()>>,
 ) -> bool {
-    let mut first = [0u8; N];
+    let Io {
+        client,
+        out,
+        client_timer,
+        ..
+    } = io;
     let read = tokio::select! {
         biased;
-        read = io.client_timer.run(io.client.read(&mut first)) => read,
+        read = client_timer.run(read_provisioning(client, out, up, inbuf)) => read,
         () = stopping => return false,
     };
-    match read {
-        Some(Ok(n)) if n > 0 => {
-            provision(io, up, inbuf);
-            inbuf.extend_from_slice(&first[..n]);
-            true
+    matches!(read, Some(Ok(n)) if n > 0)
+}
+
+/// Reads the bytes that end a wait, making the connection's buffers only once they are
+/// there. A clear-text socket is waited on for readiness, then read on the stack: nothing to
+/// read into is held while it waits (tokio takes a socket just accepted as ready, so a request
+/// already there is read at once). A TLS stream may hold decrypted bytes that no socket
+/// readiness shows, so it waits with a small buffer on the heap.
+async fn read_provisioning(
+    client: &mut Accepted,
+    out: &mut Vec<u8>,
+    up: &mut UpstreamIo,
+    inbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    match client {
+        Accepted::Tcp(tcp, _) => loop {
+            tcp.readable().await?;
+            let mut first = [0u8; FIRST_READ];
+            match tcp.try_read(&mut first) {
+                Ok(n) => {
+                    if n > 0 {
+                        provision(out, up, inbuf);
+                        inbuf.extend_from_slice(&first[..n]);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        },
+        Accepted::Tls(stream) => {
+            let mut first = Vec::with_capacity(FIRST_READ);
+            let n = stream.read_buf(&mut first).await?;
+            if n > 0 {
+                provision(out, up, inbuf);
+                inbuf.extend_from_slice(&first);
+            }
+            Ok(n)
         }
-        _ => false,
     }
 }
 
 /// Makes the connection's buffers where it has none (new, or given back while idle).
-fn provision(io: &mut Io, up: &mut UpstreamIo, inbuf: &mut BytesMut) {
+fn provision(out: &mut Vec<u8>, up: &mut UpstreamIo, inbuf: &mut BytesMut) {
     reserve(inbuf);
-    if io.out.capacity() == 0 {
-        io.out.reserve(OUT_BUF);
+    if out.capacity() == 0 {
+        out.reserve(OUT_BUF);
     }
     up.provision();
 }
@@ -336,8 +372,8 @@ async fn read_request_bytes(
         return false;
     }
     // Between requests: wait with the buffers for a moment (the next request usually comes
-    // soon), then give them back and wait with a small one on the stack, so an idle
-    // keep-alive connection holds little memory.
+    // soon), then give them back and wait without them (a clear-text connection with no
+    // buffer at all), so an idle keep-alive connection holds little memory.
     inbuf.clear();
     reserve(inbuf);
     io.trim_timer.arm_at(now, TRIM_AFTER);
@@ -352,7 +388,7 @@ async fn read_request_bytes(
     *inbuf = BytesMut::new();
     io.out = Vec::new();
     up.trim();
-    read_unbuffered::<IDLE_READ>(io, up, inbuf, stopping).await
+    read_unbuffered(io, up, inbuf, stopping).await
 }
 
 /// Makes room for the next read.
@@ -597,6 +633,24 @@ mod first_bytes_tests {
     /// A new connection's state as `serve` makes it, and the client end of the connection.
     async fn new_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
         let (client, remote) = crate::accepted::connected_pair().await;
+        connection_state(client, remote)
+    }
+
+    /// Like [`new_connection`], as a TLS connection is served: through a Pingora stream,
+    /// which socket readiness does not describe (no TLS on it: the way it is read is what is
+    /// tested).
+    async fn new_tls_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
+        let (Accepted::Tcp(tcp, peer), remote) = crate::accepted::connected_pair().await else {
+            unreachable!("a clear-text connection")
+        };
+        let stream = Box::new(crate::accepted::l4_stream(tcp, peer));
+        connection_state(Accepted::Tls(stream), remote)
+    }
+
+    fn connection_state(
+        client: Accepted,
+        remote: tokio::net::TcpStream,
+    ) -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
         let io = Io {
             peer: Client::new(client.peer_ip(), false),
             client,
@@ -619,7 +673,34 @@ mod first_bytes_tests {
 
     #[tokio::test]
     async fn buffers_are_made_when_the_first_bytes_come() {
-        let (mut io, mut up, mut inbuf, mut client) = new_connection().await;
+        let (io, up, inbuf, client) = new_connection().await;
+        first_bytes_make_the_buffers(io, up, inbuf, client).await;
+        let (io, up, inbuf, client) = new_tls_connection().await;
+        first_bytes_make_the_buffers(io, up, inbuf, client).await;
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_the_first_bytes_holds_no_read_buffer() {
+        for (mut io, mut up, mut inbuf, _client) in
+            [new_connection().await, new_tls_connection().await]
+        {
+            let (_stop, shutdown) = tokio::sync::watch::channel(false);
+            let stopping = std::pin::pin!(std::future::pending::<()>());
+            let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
+            // The wait is part of every connection's future, and so of its task: no room to
+            // read into (a TLS connection's small buffer is on the heap while it waits). With
+            // the bytes read into an array in the future, it was larger than the array.
+            let size = std::mem::size_of_val(&waiting);
+            assert!(size < FIRST_READ, "{size} bytes");
+        }
+    }
+
+    async fn first_bytes_make_the_buffers(
+        mut io: Io,
+        mut up: UpstreamIo,
+        mut inbuf: BytesMut,
+        mut client: tokio::net::TcpStream,
+    ) {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let stopping = std::pin::pin!(std::future::pending::<()>());
         let sending = async {
@@ -637,17 +718,37 @@ mod first_bytes_tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_holds_no_buffers_and_times_out() {
-        let (mut io, mut up, mut inbuf, _silent) = new_connection().await;
-        let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let stopping = std::pin::pin!(std::future::pending::<()>());
-        let started = Instant::now();
-        let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
-        let read = tokio::time::timeout(2 * KEEPALIVE, waiting)
-            .await
-            .expect("the keep-alive timeout fires");
-        assert!(!read);
-        assert!(started.elapsed() >= KEEPALIVE);
-        assert_eq!(has_buffers(&io, &up, &inbuf), [false; 4]);
+        for (mut io, mut up, mut inbuf, _silent) in
+            [new_connection().await, new_tls_connection().await]
+        {
+            let (_stop, shutdown) = tokio::sync::watch::channel(false);
+            let stopping = std::pin::pin!(std::future::pending::<()>());
+            let started = Instant::now();
+            let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
+            let read = tokio::time::timeout(2 * KEEPALIVE, waiting)
+                .await
+                .expect("the keep-alive timeout fires");
+            assert!(!read);
+            assert!(started.elapsed() >= KEEPALIVE);
+            assert_eq!(has_buffers(&io, &up, &inbuf), [false; 4]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_its_first_bytes_makes_no_buffers() {
+        for (mut io, mut up, mut inbuf, client) in
+            [new_connection().await, new_tls_connection().await]
+        {
+            let (_stop, shutdown) = tokio::sync::watch::channel(false);
+            let stopping = std::pin::pin!(std::future::pending::<()>());
+            drop(client);
+            let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
+            let read = tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .expect("the close ends the wait");
+            assert!(!read);
+            assert_eq!(&inbuf[..], b"");
+        }
     }
 
     #[tokio::test]
