@@ -279,9 +279,9 @@ async fn read_first_bytes(
     read_unbuffered(io, up, inbuf, stopping).await
 }
 
-/// Waits for bytes holding no buffers, within the armed client timer, then makes the
-/// connection's buffers and reads into `inbuf`. `false`: closed by the client, timed out, or
-/// shutting down.
+/// Waits for bytes holding no buffers, within the armed client timer; once they are there,
+/// makes the connection's buffers and puts the bytes in `inbuf`. `false`: closed by the
+/// client, timed out, or shutting down.
 async fn read_unbuffered(
     io: &mut Io,
     up: &mut UpstreamIo,
