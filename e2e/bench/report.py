@@ -851,7 +851,10 @@ def render(args):
     w("## Method")
     w("")
     w(f"Every proxy has one route to the same backend on 127.0.0.1, upstream keep-alive pooling "
-      f"on, access logs off and {workers} worker(s)/thread(s) (configs: `e2e/bench/peers/`). "
+      f"on, access logs off and {workers} worker(s)/thread(s) (configs: `e2e/bench/peers/`); "
+      f"each sends the backend what an ingress controller does: the client's `Host` and "
+      f"`X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host` (Envoy and "
+      f"Traefik add a few fields of their own by default). "
       f"Variants change the client side only: `plain` (HTTP/1.1 keep-alive), `keepalive-off` "
       f"(oha `--disable-keepalive`), `tls` (HTTP/1.1 over TLS) and `h2` (HTTP/2 over TLS, ALPN). "
       f"For tls and h2 every proxy serves the same self-signed ECDSA P-256 certificate for "

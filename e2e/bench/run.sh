@@ -30,10 +30,12 @@
 #    variant), never faked.
 # 2. Starts one backend (nginx `return 200` on loopback; `pier echo` when nginx is missing).
 #    Per variant, starts every proxy configured alike (e2e/bench/peers/, `#@tls`/`#@plain`
-#    lines chosen per variant): one route to that backend, upstream keep-alive pooling on, no
-#    access log, the same worker/thread count; stops them at the end of the variant (so peak
-#    RSS belongs to one variant). On a machine with two or more CPUs the proxies run pinned to
-#    CPU 1, the load generator and the backend to CPU 0.
+#    lines chosen per variant): one route to that backend, upstream keep-alive pooling on, the
+#    client's Host and the forwarding fields (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
+#    X-Forwarded-Host) sent to it as pier sends them, no access log, the same worker/thread
+#    count; stops them at the end of the variant (so peak RSS belongs to one variant). On a
+#    machine with two or more CPUs the proxies run pinned to CPU 1, the load generator and the
+#    backend to CPU 0.
 # 3. Per round, in an order rotated every round: saturation (oha -z D -c C) against the backend
 #    directly and through each proxy; then latency at fixed rates, a percentage of the round's
 #    slowest proxy (oha -q RATE --latency-correction). Proxy CPU time comes from
