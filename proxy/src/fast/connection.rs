@@ -647,6 +647,7 @@ mod first_bytes_tests {
         connection_state(Accepted::Tls(stream), remote)
     }
 
+    /// The state `serve` makes for `client`, and the client end of the connection.
     fn connection_state(
         client: Accepted,
         remote: tokio::net::TcpStream,
