@@ -319,10 +319,7 @@ async fn read_provisioning(
             let mut first = [0u8; FIRST_READ];
             match tcp.try_read(&mut first) {
                 Ok(n) => {
-                    if n > 0 {
-                        provision(out, up, inbuf);
-                        inbuf.extend_from_slice(&first[..n]);
-                    }
+                    keep_first(&first[..n], out, up, inbuf);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -332,12 +329,18 @@ async fn read_provisioning(
         Accepted::Tls(stream) => {
             let mut first = Vec::with_capacity(FIRST_READ);
             let n = stream.read_buf(&mut first).await?;
-            if n > 0 {
-                provision(out, up, inbuf);
-                inbuf.extend_from_slice(&first);
-            }
+            keep_first(&first, out, up, inbuf);
             Ok(n)
         }
+    }
+}
+
+/// Makes the connection's buffers and puts the bytes that ended a wait in `inbuf`; nothing
+/// when there are none (the client closed).
+fn keep_first(read: &[u8], out: &mut Vec<u8>, up: &mut UpstreamIo, inbuf: &mut BytesMut) {
+    if !read.is_empty() {
+        provision(out, up, inbuf);
+        inbuf.extend_from_slice(read);
     }
 }
 
@@ -636,6 +639,11 @@ mod first_bytes_tests {
         connection_state(client, remote)
     }
 
+    /// A new clear-text connection and a new TLS one, for tests that hold for both.
+    async fn both_kinds() -> [(Io, UpstreamIo, BytesMut, tokio::net::TcpStream); 2] {
+        [new_connection().await, new_tls_connection().await]
+    }
+
     /// Like [`new_connection`], as a TLS connection is served: through a Pingora stream,
     /// which socket readiness does not describe (no TLS on it: the way it is read is what is
     /// tested).
@@ -674,17 +682,14 @@ mod first_bytes_tests {
 
     #[tokio::test]
     async fn buffers_are_made_when_the_first_bytes_come() {
-        let (io, up, inbuf, client) = new_connection().await;
-        first_bytes_make_the_buffers(io, up, inbuf, client).await;
-        let (io, up, inbuf, client) = new_tls_connection().await;
-        first_bytes_make_the_buffers(io, up, inbuf, client).await;
+        for (io, up, inbuf, client) in both_kinds().await {
+            first_bytes_make_the_buffers(io, up, inbuf, client).await;
+        }
     }
 
     #[tokio::test]
     async fn a_wait_for_the_first_bytes_holds_no_read_buffer() {
-        for (mut io, mut up, mut inbuf, _client) in
-            [new_connection().await, new_tls_connection().await]
-        {
+        for (mut io, mut up, mut inbuf, _client) in both_kinds().await {
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let stopping = std::pin::pin!(std::future::pending::<()>());
             let waiting = read_first_bytes(&mut io, &mut up, &mut inbuf, &shutdown, stopping);
@@ -719,9 +724,7 @@ mod first_bytes_tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_holds_no_buffers_and_times_out() {
-        for (mut io, mut up, mut inbuf, _silent) in
-            [new_connection().await, new_tls_connection().await]
-        {
+        for (mut io, mut up, mut inbuf, _silent) in both_kinds().await {
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let stopping = std::pin::pin!(std::future::pending::<()>());
             let started = Instant::now();
@@ -737,9 +740,7 @@ mod first_bytes_tests {
 
     #[tokio::test]
     async fn a_connection_closed_before_its_first_bytes_makes_no_buffers() {
-        for (mut io, mut up, mut inbuf, client) in
-            [new_connection().await, new_tls_connection().await]
-        {
+        for (mut io, mut up, mut inbuf, client) in both_kinds().await {
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let stopping = std::pin::pin!(std::future::pending::<()>());
             drop(client);
