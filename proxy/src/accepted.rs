@@ -42,6 +42,16 @@ impl Accepted {
         }
     }
 
+    /// Turns Nagle's algorithm off (`TCP_NODELAY`): a clear-text connection is accepted with
+    /// it on (see `fast::connection::Nagle`); a TLS connection has it off already.
+    pub fn set_nodelay(&self) {
+        if let Accepted::Tcp(tcp, _) = self {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        }
+    }
+
     /// The connection as a Pingora stream, for Pingora to serve.
     pub fn into_stream(self) -> Stream {
         match self {
@@ -65,8 +75,12 @@ impl Accepted {
 }
 
 /// A Pingora stream for an accepted clear-text connection, the client's address where
-/// Pingora reads it.
+/// Pingora reads it, with Nagle's algorithm off: Pingora (a TLS handshake, HTTP/2, the general
+/// path) writes in pieces that must not wait for acknowledgements.
 pub(crate) fn l4_stream(tcp: TcpStream, peer: SocketAddr) -> L4Stream {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
     let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
     let _ = digest.peer_addr.set(Some(PingoraSocketAddr::Inet(peer)));
     let mut stream = L4Stream::from(tcp);
@@ -165,5 +179,39 @@ mod tests {
             at += stream.read(&mut read[at..]).await.unwrap();
         }
         assert_eq!(&read, b"hello world");
+    }
+
+    /// Whether `TCP_NODELAY` is set on the socket `probe` duplicates.
+    fn nodelay(probe: &std::os::fd::OwnedFd) -> bool {
+        socket2::SockRef::from(probe).tcp_nodelay().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_to_pingora_has_nagle_off() {
+        for rewound in [false, true] {
+            let (accepted, _client) = connected_pair().await;
+            let Accepted::Tcp(tcp, _) = &accepted else {
+                unreachable!("a clear-text connection")
+            };
+            let probe = std::os::fd::AsFd::as_fd(tcp).try_clone_to_owned().unwrap();
+            assert!(!nodelay(&probe), "accepted with Nagle's algorithm on");
+            let _stream = if rewound {
+                accepted.into_rewound_stream(b"").unwrap()
+            } else {
+                accepted.into_stream()
+            };
+            assert!(nodelay(&probe), "off once Pingora has it");
+        }
+    }
+
+    #[tokio::test]
+    async fn set_nodelay_turns_nagle_off() {
+        let (accepted, _client) = connected_pair().await;
+        let Accepted::Tcp(tcp, _) = &accepted else {
+            unreachable!("a clear-text connection")
+        };
+        let probe = std::os::fd::AsFd::as_fd(tcp).try_clone_to_owned().unwrap();
+        accepted.set_nodelay();
+        assert!(nodelay(&probe));
     }
 }

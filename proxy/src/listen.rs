@@ -183,11 +183,8 @@ async fn accept_loop<A: ConnectionApp>(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                // pier writes whole heads and bodies, never small pieces it would want
-                // coalesced.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("cannot set TCP_NODELAY: {e}");
-                }
+                // Nagle's algorithm is turned off where it could hold a write back: before a
+                // clear-text connection's second write, before a TLS handshake.
                 let (app, shutdown) = (app.clone(), shutdown.clone());
                 // The connection's work is boxed, so the task itself stays a pointer wide
                 // whatever it holds; on a worker thread picked as Pingora's listeners pick one

@@ -45,6 +45,49 @@ const FIRST_READ: usize = 1024;
 /// A request head not complete within this many bytes goes to the general path, which
 /// refuses it properly.
 const MAX_HEAD: usize = 32 * 1024;
+/// The largest first write to a client sent with Nagle's algorithm still on: any socket's send
+/// buffer (16 KiB by default) takes it in one system call, which sends all of it at once.
+const SMALL_FIRST_WRITE: usize = 4 * 1024;
+
+/// Whether Nagle's algorithm may hold back the next write to a clear-text client.
+///
+/// It holds a small segment back while an earlier small one is unacknowledged, which a
+/// connection's first write never is, so `TCP_NODELAY` is set only before a second write (or a
+/// large first one): a connection that carries one request with a small response makes one
+/// system call less, as with nginx. TLS connections have it set before their handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Nagle {
+    /// Nothing written yet.
+    Unwritten,
+    /// Written once with Nagle's algorithm on.
+    Written,
+    /// `TCP_NODELAY` is set.
+    Off,
+}
+
+impl Nagle {
+    /// Where a connection starts.
+    fn initial(client: &Accepted) -> Nagle {
+        if client.is_tls() {
+            Nagle::Off
+        } else {
+            Nagle::Unwritten
+        }
+    }
+
+    /// Before writing `len` bytes to `client`: sets `TCP_NODELAY` unless this write is the
+    /// first and small.
+    fn before_write(&mut self, client: &Accepted, len: usize) {
+        match self {
+            Nagle::Off => {}
+            Nagle::Unwritten if len <= SMALL_FIRST_WRITE => *self = Nagle::Written,
+            Nagle::Unwritten | Nagle::Written => {
+                client.set_nodelay();
+                *self = Nagle::Off;
+            }
+        }
+    }
+}
 
 /// The client connection and the buffers one request at a time reuses.
 pub(super) struct Io {
@@ -61,16 +104,20 @@ pub(super) struct Io {
     pub trim_timer: Deadline,
     /// Response body bytes sent to the client for the current request.
     pub body_sent: u64,
+    /// Whether `TCP_NODELAY` must be set before the next write.
+    pub nagle: Nagle,
 }
 
 impl Io {
     /// Writes `out` to the client and flushes, within [`SEND_TIMEOUT`].
     pub async fn send_out(&mut self) -> std::io::Result<()> {
+        self.nagle.before_write(&self.client, self.out.len());
         send(&mut self.client, &mut self.client_timer, &self.out).await
     }
 
     /// Writes `bytes` to the client and flushes, within [`SEND_TIMEOUT`].
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.nagle.before_write(&self.client, bytes.len());
         send(&mut self.client, &mut self.client_timer, bytes).await
     }
 }
@@ -135,6 +182,7 @@ pub(super) async fn serve(
 ) {
     let peer = Client::new(client.peer_ip(), client.is_tls());
     let mut io = Io {
+        nagle: Nagle::initial(&client),
         client,
         peer,
         out: Vec::new(),
@@ -235,6 +283,8 @@ async fn tunnel(
     early: BytesMut,
 ) {
     let _request = state.track_request();
+    // The tunnel's writes are the endpoint's, in whatever pieces it sends.
+    client.set_nodelay();
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
         return;
     }
@@ -634,7 +684,7 @@ mod first_bytes_tests {
     use tokio::io::AsyncWriteExt;
 
     /// A new connection's state as `serve` makes it, and the client end of the connection.
-    async fn new_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
+    pub(super) async fn new_connection() -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
         let (client, remote) = crate::accepted::connected_pair().await;
         connection_state(client, remote)
     }
@@ -662,6 +712,7 @@ mod first_bytes_tests {
     ) -> (Io, UpstreamIo, BytesMut, tokio::net::TcpStream) {
         let io = Io {
             peer: Client::new(client.peer_ip(), false),
+            nagle: Nagle::initial(&client),
             client,
             out: Vec::new(),
             client_timer: Deadline::new(),
@@ -772,5 +823,39 @@ mod first_bytes_tests {
         .await
         .expect("ends at once");
         assert!(!read);
+    }
+}
+
+#[cfg(test)]
+mod nagle_tests {
+    use super::first_bytes_tests::new_connection;
+    use super::*;
+
+    fn nodelay(io: &Io) -> bool {
+        match &io.client {
+            Accepted::Tcp(tcp, _) => tcp.nodelay().unwrap(),
+            Accepted::Tls(_) => unreachable!("a clear-text connection"),
+        }
+    }
+
+    #[tokio::test]
+    async fn nagle_is_turned_off_before_the_second_write_not_the_first() {
+        let (mut io, _, _, _client) = new_connection().await;
+        io.out
+            .extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n");
+        io.send_out().await.unwrap();
+        assert!(
+            !nodelay(&io),
+            "a small first write leaves Nagle's algorithm on"
+        );
+        io.send(b"body").await.unwrap();
+        assert!(nodelay(&io), "TCP_NODELAY is set before the second write");
+    }
+
+    #[tokio::test]
+    async fn a_large_first_write_turns_nagle_off() {
+        let (mut io, _, _, _client) = new_connection().await;
+        io.send(&[b'x'; SMALL_FIRST_WRITE + 1]).await.unwrap();
+        assert!(nodelay(&io));
     }
 }
