@@ -46,9 +46,7 @@ impl Accepted {
     /// it on (see `fast::connection::Nagle`); a TLS connection has it off already.
     pub fn set_nodelay(&self) {
         if let Accepted::Tcp(tcp, _) = self {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
+            nagle_off(tcp);
         }
     }
 
@@ -78,14 +76,19 @@ impl Accepted {
 /// Pingora reads it, with Nagle's algorithm off: Pingora (a TLS handshake, HTTP/2, the general
 /// path) writes in pieces that must not wait for acknowledgements.
 pub(crate) fn l4_stream(tcp: TcpStream, peer: SocketAddr) -> L4Stream {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!("cannot set TCP_NODELAY: {e}");
-    }
+    nagle_off(&tcp);
     let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
     let _ = digest.peer_addr.set(Some(PingoraSocketAddr::Inet(peer)));
     let mut stream = L4Stream::from(tcp);
     stream.set_socket_digest(digest);
     stream
+}
+
+/// Sets `TCP_NODELAY` on `tcp`; a socket that refuses it is served as it is.
+fn nagle_off(tcp: &TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
 }
 
 impl AsyncRead for Accepted {

@@ -831,6 +831,7 @@ mod nagle_tests {
     use super::first_bytes_tests::new_connection;
     use super::*;
 
+    /// Whether `TCP_NODELAY` is set on the client connection.
     fn nodelay(io: &Io) -> bool {
         match &io.client {
             Accepted::Tcp(tcp, _) => tcp.nodelay().unwrap(),
