@@ -51,9 +51,9 @@ const SMALL_FIRST_WRITE: usize = 4 * 1024;
 
 /// Whether Nagle's algorithm may hold back the next write to a clear-text client.
 ///
-/// It holds a small segment back while an earlier small one is unacknowledged, which a
-/// connection's first write never is, so `TCP_NODELAY` is set only before a second write (or a
-/// large first one): a connection that carries one request with a small response makes one
+/// Linux's holds a small segment back while an earlier small one is unacknowledged, which for
+/// a connection's first write none is, so `TCP_NODELAY` is set only before a second write (or
+/// a large first one): a connection that carries one request with a small response makes one
 /// system call less, as with nginx. TLS connections have it set before their handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Nagle {
