@@ -101,6 +101,19 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// A connection's work, boxed: its task then holds only a pointer to it.
 pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Boxes the future `make` makes, a connection's work, into memory allocated before it is
+/// made, so that it can be written there rather than built elsewhere and copied whole.
+#[inline(always)]
+pub fn boxed_in_place<F, M>(make: M) -> Serving
+where
+    F: Future<Output = ()> + Send + 'static,
+    M: FnOnce() -> F,
+{
+    let slot = Box::<F>::new_uninit();
+    let boxed: Box<F> = Box::write(slot, make());
+    Box::into_pin(boxed)
+}
+
 /// What pier's listeners run on each connection they accept.
 pub trait ConnectionApp: Send + Sync + 'static {
     /// Serves `connection` until it closes (shutdown beginning is seen through `shutdown`).

@@ -140,7 +140,7 @@ impl PierApp {
 
 impl ConnectionApp for PierApp {
     fn serve(self: Arc<Self>, client: Accepted, shutdown: ShutdownWatch) -> Serving {
-        Box::pin(async move {
+        crate::listen::boxed_in_place(move || async move {
             match client {
                 Accepted::Tls(stream) if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) => {
                     // Pingora gives a stream back only to reuse an HTTP/1 connection.
