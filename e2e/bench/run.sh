@@ -260,6 +260,9 @@ build_pier() {
             { tail -n 30 "$WORK/build.log" >&2; echo "cannot build pier" >&2; exit 1; }
     fi
     [ -x "$PIER" ] || { echo "no pier binary at $PIER" >&2; exit 1; }
+    # The checkout the binary was brought up to date with, read once: edits made while the
+    # run goes on are not in what it measures.
+    PIER_CHECKOUT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 }
 
 # ---------------------------------------------------------------- ports and templates
@@ -397,7 +400,7 @@ start_proxy() { # name (configured for $VARIANT, files under $VDIR)
             fi
             local built="release build"
             [ -z "${PIER_BIN:-}" ] || built="PIER_BIN $PIER"
-            VERSION_OF[pier]="$("$PIER" --version 2>/dev/null | head -n1) (checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty'), $built of $(date -u -r "$PIER" +%Y-%m-%dT%H:%M:%SZ))"
+            VERSION_OF[pier]="$("$PIER" --version 2>/dev/null | head -n1) (checkout $PIER_CHECKOUT, $built of $(date -u -r "$PIER" +%Y-%m-%dT%H:%M:%SZ))"
             start_proc pier proxy "$PIER" run --manifests "$VDIR/pier-manifests" \
                 --http-listen "127.0.0.1:$http_port" --https-listen "127.0.0.1:$https_port" \
                 --admin-listen "127.0.0.1:$(free_port)" --threads "$WORKERS" \
