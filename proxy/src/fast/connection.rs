@@ -81,10 +81,15 @@ impl Nagle {
         match self {
             Nagle::Off => {}
             Nagle::Unwritten if len <= SMALL_FIRST_WRITE => *self = Nagle::Written,
-            Nagle::Unwritten | Nagle::Written => {
-                client.set_nodelay();
-                *self = Nagle::Off;
-            }
+            Nagle::Unwritten | Nagle::Written => self.turn_off(client),
+        }
+    }
+
+    /// Sets `TCP_NODELAY` on `client` unless it is set already.
+    fn turn_off(&mut self, client: &Accepted) {
+        if *self != Nagle::Off {
+            client.set_nodelay();
+            *self = Nagle::Off;
         }
     }
 }
@@ -266,6 +271,8 @@ pub(super) async fn serve(
                 // A tunnel may stay open for hours: keep none of the request buffers.
                 up.trim();
                 io.out = Vec::new();
+                // The tunnel's writes are the endpoint's, in whatever pieces it sends.
+                io.nagle.turn_off(&io.client);
                 return tunnel(&app.state, io.client, upstream, inbuf).await;
             }
         }
@@ -283,8 +290,6 @@ async fn tunnel(
     early: BytesMut,
 ) {
     let _request = state.track_request();
-    // The tunnel's writes are the endpoint's, in whatever pieces it sends.
-    client.set_nodelay();
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
         return;
     }
