@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Proxy worker threads (default: the number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Hand a new connection to the proxy only once its first bytes have arrived, or after
+    /// about this long without any (TCP_DEFER_ACCEPT, whole seconds); 0s: at once.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub defer_accept: Duration,
     /// IngressClass name pier serves (also without an IngressClass object of that name).
     #[arg(long, default_value = "pier")]
     pub ingress_class: String,
@@ -210,5 +214,16 @@ mod tests {
         assert_eq!(cli.run.manifests, vec![PathBuf::from("a")]);
         assert_eq!(cli.run.threads, Some(3));
         assert_eq!(cli.run.http_listen.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn accepting_is_deferred_for_a_second_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["pier"]).unwrap();
+        assert_eq!(cli.run.defer_accept, Duration::from_secs(1));
+        let cli = Cli::try_parse_from(["pier", "run", "--defer-accept", "0s"]).unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run: {:?}", cli.command);
+        };
+        assert_eq!(run.defer_accept, Duration::ZERO);
     }
 }

@@ -44,6 +44,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         https_listen: args.https_listen,
         admin_listen: args.admin_listen,
         threads: None,
+        defer_accept: Duration::from_secs(1),
         ingress_class: "pier".into(),
         watch_namespace: None,
         default_backend: None,

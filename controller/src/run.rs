@@ -100,6 +100,7 @@ pub fn run(
         &ServerSettings {
             http_listen: args.http_listen.to_string(),
             https_listen: Some(args.https_listen.to_string()),
+            defer_accept: args.defer_accept,
             threads,
             shutdown_delay: args.shutdown_delay,
             shutdown_timeout: args.shutdown_timeout,

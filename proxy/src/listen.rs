@@ -1,7 +1,8 @@
 //! pier's listeners: the sockets are bound before the proxy starts (so a wrong address fails
 //! start-up with the address in the error), and each accepted connection runs in a task of
 //! its own: the TLS handshake on an HTTPS listener, then the [`ConnectionApp`] (the fast path)
-//! for as long as the connection lives.
+//! for as long as the connection lives. By default the kernel hands a connection over only
+//! once its first bytes are there ([`defer_accept`]).
 //!
 //! pier accepts connections itself rather than through Pingora's listening service because
 //! of what a task costs: Pingora's per-connection future lays out the TLS handshake and the
@@ -68,7 +69,13 @@ pub struct Listener {
 impl Listener {
     /// Binds `addr` (`host:port`, the first address it resolves to) with `SO_REUSEADDR`, so
     /// a restarted pier can bind while connections of the previous one are in `TIME_WAIT`.
-    pub fn bind(addr: &str, tls: Option<TlsListener>) -> Result<Self, ListenError> {
+    /// With `defer` above zero, the kernel hands a new connection over only once its first
+    /// bytes are there, or after about that long without any (see [`defer_accept`]).
+    pub fn bind(
+        addr: &str,
+        tls: Option<TlsListener>,
+        defer: Duration,
+    ) -> Result<Self, ListenError> {
         let error = |source| ListenError {
             addr: addr.to_string(),
             source,
@@ -79,6 +86,10 @@ impl Listener {
             .next()
             .ok_or_else(|| error(io::Error::other("the address resolves to nothing")))?;
         let socket = bind_socket(resolved).map_err(error)?;
+        if let Err(e) = defer_accept(&socket, defer) {
+            // Only a cost: connections are then accepted before their first bytes.
+            tracing::warn!(listen = %addr, "cannot defer accepting connections: {e}");
+        }
         Ok(Self { socket, tls })
     }
 
@@ -96,6 +107,48 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Asks the kernel to hand connections on `socket` to pier only once their first bytes are
+/// there (Linux's `TCP_DEFER_ACCEPT`), for at most `wait`, rounded up to whole seconds; zero
+/// turns it off. A client of HTTP or TLS speaks first, so a connection then arrives with its
+/// request or ClientHello and is served in the task's first poll: no wake-up between accept
+/// and request, no read that finds nothing. A connection still silent after `wait` (the
+/// kernel's next SYN-ACK retransmission, one second for one) is handed over as before and
+/// waits for its first bytes in pier, within the keep-alive timeout. Where the option does
+/// not exist this does nothing.
+pub fn defer_accept(socket: &impl std::os::fd::AsFd, wait: Duration) -> io::Result<()> {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    // The kernel takes a C int.
+    set_defer_accept(socket, seconds.min(i32::MAX as u64) as usize)
+}
+
+/// The socket option nix does not name.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod sockopt {
+    // nix's macro names these unqualified.
+    use nix::{getsockopt_impl, libc, setsockopt_impl, sockopt_impl};
+
+    sockopt_impl!(
+        /// `TCP_DEFER_ACCEPT`, in seconds.
+        TcpDeferAccept,
+        Both,
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        usize
+    );
+}
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use sockopt::TcpDeferAccept;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_defer_accept(socket: &impl std::os::fd::AsFd, seconds: usize) -> io::Result<()> {
+    nix::sys::socket::setsockopt(socket, TcpDeferAccept, &seconds).map_err(io::Error::from)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_defer_accept(_socket: &impl std::os::fd::AsFd, _seconds: usize) -> io::Result<()> {
+    Ok(())
 }
 
 /// A connection's work, boxed: its task then holds only a pointer to it.
@@ -284,6 +337,9 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Accepting at once: [`SaysPeer`] speaks first, so its clients send nothing.
+    const SPEAKS_FIRST: Duration = Duration::ZERO;
+
     /// Answers every connection with the client address it was given, then closes it.
     #[derive(Default)]
     struct SaysPeer {
@@ -314,7 +370,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_served_until_shutdown_then_the_listener_closes() {
-        let listener = Listener::bind("127.0.0.1:0", None).unwrap();
+        let listener = Listener::bind("127.0.0.1:0", None, SPEAKS_FIRST).unwrap();
         let addr = listener.local_addr().unwrap();
         let mut service = ListeningService::new("test", vec![listener], SaysPeer::default());
         let app = service.app.clone().unwrap();
@@ -352,7 +408,7 @@ mod tests {
             settings,
             failures: failures.clone(),
         };
-        let listener = Listener::bind("127.0.0.1:0", Some(tls)).unwrap();
+        let listener = Listener::bind("127.0.0.1:0", Some(tls), SPEAKS_FIRST).unwrap();
         let addr = listener.local_addr().unwrap();
         let mut service = ListeningService::new("test", vec![listener], SaysPeer::default());
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -414,7 +470,7 @@ mod tests {
     fn an_address_in_use_is_refused_with_the_address() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap().to_string();
-        let error = match Listener::bind(&addr, None) {
+        let error = match Listener::bind(&addr, None, Duration::ZERO) {
             Ok(_) => panic!("{addr} is taken"),
             Err(e) => e,
         };
@@ -422,6 +478,60 @@ mod tests {
         assert!(error
             .to_string()
             .starts_with(&format!("cannot listen on {addr}: ")));
-        assert!(Listener::bind("not an address", None).is_err());
+        assert!(Listener::bind("not an address", None, Duration::ZERO).is_err());
+    }
+
+    /// Accepts on `listener` until `within` has passed: `None` when nothing was handed over.
+    fn accept_within(listener: &Listener, within: Duration) -> Option<std::net::TcpStream> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match listener.socket.accept() {
+                Ok((tcp, _)) => return Some(tcp),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_deferring_listener_hands_a_connection_over_with_its_first_bytes() {
+        use std::io::{Read, Write};
+        let listener = Listener::bind("127.0.0.1:0", None, Duration::from_secs(5)).unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let held = accept_within(&listener, Duration::from_millis(300));
+        assert!(held.is_none(), "handed over before its first bytes");
+        client.write_all(b"GET").unwrap();
+        let mut accepted = accept_within(&listener, Duration::from_secs(2)).expect("handed over");
+        accepted.set_nonblocking(false).unwrap();
+        let mut first = [0u8; 3];
+        accepted.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"GET");
+    }
+
+    #[test]
+    fn without_deferral_a_silent_connection_is_handed_over_at_once() {
+        let listener = Listener::bind("127.0.0.1:0", None, Duration::ZERO).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = accept_within(&listener, Duration::from_millis(500));
+        assert!(accepted.is_some(), "not handed over without bytes");
+    }
+
+    #[test]
+    fn deferral_is_set_in_whole_seconds_rounded_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        defer_accept(&listener, Duration::from_millis(1500)).unwrap();
+        let seconds = nix::sys::socket::getsockopt(&listener, TcpDeferAccept).unwrap();
+        // Linux keeps a number of SYN-ACK retransmissions (1 s, then 2 s: 3 s for two) and
+        // gives back the time they take.
+        assert_eq!(seconds, 3);
+        defer_accept(&listener, Duration::ZERO).unwrap();
+        assert_eq!(
+            nix::sys::socket::getsockopt(&listener, TcpDeferAccept).unwrap(),
+            0
+        );
     }
 }

@@ -35,6 +35,10 @@ pub struct ServerSettings {
     pub http_listen: String,
     /// HTTPS listener address, e.g. `0.0.0.0:8443`; `None`: no HTTPS listener.
     pub https_listen: Option<String>,
+    /// How long the kernel may hold a new connection until its first bytes arrive before
+    /// handing it to pier anyway (`TCP_DEFER_ACCEPT`); zero: at once. See
+    /// [`crate::listen::defer_accept`].
+    pub defer_accept: Duration,
     /// Worker threads of the proxy service.
     pub threads: usize,
     /// On SIGTERM, how long listeners keep accepting before they close.
@@ -131,11 +135,12 @@ fn build(settings: &ServerSettings, state: Arc<ProxyState>) -> Result<Server, Se
     general.server_options = Some(options);
     let failures = state.metrics.tls_handshake_failures.clone();
     let app = PierApp::new(state, general);
-    let mut listeners = vec![Listener::bind(&settings.http_listen, None)?];
+    let defer = settings.defer_accept;
+    let mut listeners = vec![Listener::bind(&settings.http_listen, None, defer)?];
     if let (Some(addr), Some(settings)) = (&settings.https_listen, tls_settings) {
         // Same service, so HTTP and HTTPS share routing, pools and metrics.
         let tls = TlsListener { settings, failures };
-        listeners.push(Listener::bind(addr, Some(tls))?);
+        listeners.push(Listener::bind(addr, Some(tls), defer)?);
     }
     server.add_service(ListeningService::new("pier http", listeners, app));
     server.add_service(pingora::services::background::background_service(
