@@ -33,9 +33,11 @@
 #    lines chosen per variant): one route to that backend, upstream keep-alive pooling on, the
 #    client's Host and the forwarding fields (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
 #    X-Forwarded-Host) sent to it as pier sends them, no access log, the same worker/thread
-#    count; stops them at the end of the variant (so peak RSS belongs to one variant). On a
-#    machine with two or more CPUs the proxies run pinned to CPU 1, the load generator and the
-#    backend to CPU 0.
+#    count, connections accepted once their first bytes are there (TCP_DEFER_ACCEPT: pier's
+#    default, nginx `deferred`, HAProxy `defer-accept`, an Envoy socket option; Traefik has
+#    no such setting); stops them at the end of the variant (so peak RSS belongs to one
+#    variant). On a machine with two or more CPUs the proxies run pinned to CPU 1, the load
+#    generator and the backend to CPU 0.
 # 3. Per round, in an order rotated every round: saturation (oha -z D -c C) against the backend
 #    directly and through each proxy; then latency at fixed rates, a percentage of the round's
 #    slowest proxy (oha -q RATE --latency-correction). Proxy CPU time comes from
