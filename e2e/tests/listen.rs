@@ -47,21 +47,23 @@ fn server_side_state(server: SocketAddr, client: SocketAddr) -> Option<String> {
     })
 }
 
-/// Connects to `addr` and sends nothing; the connection and its server side's state a moment
-/// later.
-async fn silent_connection(addr: SocketAddr) -> (TcpStream, Option<String>) {
+/// Connects to `addr` and sends nothing; the connection and its server side's state `after`
+/// that long.
+async fn silent_connection(addr: SocketAddr, after: Duration) -> (TcpStream, Option<String>) {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let client = tcp.local_addr().expect("client address");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(after).await;
     (tcp, server_side_state(addr, client))
 }
 
 #[tokio::test]
 async fn a_silent_connection_waits_in_the_kernel_then_is_served_when_it_speaks() {
     let (pier, _echo) = start(&[]).await;
-    let (mut http, state) = silent_connection(pier.http_addr()).await;
+    // Read at once: the default deferral (1 s) ends at the kernel's first SYN-ACK
+    // retransmission, a second after connecting.
+    let (mut http, state) = silent_connection(pier.http_addr(), Duration::ZERO).await;
     assert_eq!(state.as_deref(), Some(SYN_RECV), "HTTP listener");
-    let (_https, state) = silent_connection(pier.https_addr()).await;
+    let (_https, state) = silent_connection(pier.https_addr(), Duration::ZERO).await;
     assert_eq!(state.as_deref(), Some(SYN_RECV), "HTTPS listener");
 
     // After a second without bytes the kernel hands it over; pier waits for the request.
@@ -90,8 +92,9 @@ async fn a_silent_connection_waits_in_the_kernel_then_is_served_when_it_speaks()
 #[tokio::test]
 async fn with_defer_accept_0s_a_connection_is_handed_over_at_once() {
     let (pier, _echo) = start(&["--defer-accept", "0s"]).await;
-    let (_http, state) = silent_connection(pier.http_addr()).await;
+    let moment = Duration::from_millis(200);
+    let (_http, state) = silent_connection(pier.http_addr(), moment).await;
     assert_eq!(state.as_deref(), Some(ESTABLISHED), "HTTP listener");
-    let (_https, state) = silent_connection(pier.https_addr()).await;
+    let (_https, state) = silent_connection(pier.https_addr(), moment).await;
     assert_eq!(state.as_deref(), Some(ESTABLISHED), "HTTPS listener");
 }
