@@ -54,8 +54,11 @@ enum Clients {
     Silent,
 }
 
-/// How long silent connections are given to be accepted before memory is read.
-const SILENT_SETTLE: Duration = Duration::from_secs(2);
+/// How long silent connections are given to be accepted before memory is read. pier (and
+/// nginx as configured here) defer accepting until the first bytes or the kernel's SYN-ACK
+/// retransmission: one second, and for some of thousands opened at once the next one, three
+/// seconds after connecting.
+const SILENT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Measures one proxy (memory of `pid`) at `addr`; prints a table row.
 async fn measure(clients: Clients, name: &str, pid: u32, addr: SocketAddr, n: usize) {
