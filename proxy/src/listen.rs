@@ -110,13 +110,14 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Asks the kernel to hand connections on `socket` to pier only once their first bytes are
-/// there (Linux's `TCP_DEFER_ACCEPT`), for at most `wait`, rounded up to whole seconds; zero
+/// there (Linux's `TCP_DEFER_ACCEPT`), for about `wait`, rounded up to whole seconds; zero
 /// turns it off. A client of HTTP or TLS speaks first, so a connection then arrives with its
 /// request or ClientHello and is served in the task's first poll: no wake-up between accept
-/// and request, no read that finds nothing. A connection still silent after `wait` (the
-/// kernel's next SYN-ACK retransmission, one second for one) is handed over as before and
-/// waits for its first bytes in pier, within the keep-alive timeout. Where the option does
-/// not exist this does nothing.
+/// and request, no read that finds nothing. Linux counts the wait in SYN-ACK retransmissions
+/// (1 s, then 2 s more, ...): a connection still silent then is handed over at the next
+/// retransmission the client answers (for one second, after one or, when thousands come at
+/// once, some after three) and waits for its first bytes in pier, within the keep-alive
+/// timeout. Where the option does not exist this does nothing.
 pub fn defer_accept(socket: &impl std::os::fd::AsFd, wait: Duration) -> io::Result<()> {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     // The kernel takes a C int.
