@@ -112,6 +112,19 @@ fn start_nginx(dir: &TempDir, backend: SocketAddr) -> Option<(Child, SocketAddr)
     Some((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
+/// Stops nginx through its master (SIGTERM: the master stops its worker, then exits); killing
+/// the master outright would leave the worker running, listening, after the bench.
+fn stop_nginx(master: &mut Child) {
+    let terminated = Command::new("kill")
+        .args(["-TERM", &master.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !terminated {
+        let _ = master.kill();
+    }
+    let _ = master.wait();
+}
+
 /// The single worker of an nginx master.
 fn nginx_worker(master: u32) -> Option<u32> {
     std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
@@ -170,8 +183,7 @@ async fn each_proxy(clients: Clients, manifests: &str, backend: SocketAddr, n: u
                 (true, Some(worker)) => measure(clients, "nginx", worker, addr, n).await,
                 _ => println!("| nginx | did not start |"),
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_nginx(&mut child);
         }
         None => println!("| nginx | not installed |"),
     }
