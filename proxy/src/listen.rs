@@ -396,6 +396,40 @@ mod tests {
         assert!(refused.is_err(), "the listener is closed after shutdown");
     }
 
+    /// Answers every clear-text connection with whether it came with Nagle's algorithm on.
+    struct SaysNagle;
+
+    impl ConnectionApp for SaysNagle {
+        fn serve(self: Arc<Self>, connection: Accepted, _shutdown: ShutdownWatch) -> Serving {
+            Box::pin(async move {
+                let said: &[u8] = match &connection {
+                    Accepted::Tcp(tcp, _) if tcp.nodelay().unwrap() => b"off",
+                    Accepted::Tcp(..) => b"on",
+                    Accepted::Tls(_) => b"tls",
+                };
+                let mut connection = connection;
+                let _ = connection.write_all(said).await;
+                let _ = connection.flush().await;
+            })
+        }
+
+        async fn cleanup(&self) {}
+    }
+
+    #[tokio::test]
+    async fn a_clear_text_connection_is_accepted_with_nagle_on() {
+        let listener = Listener::bind("127.0.0.1:0", None, SPEAKS_FIRST).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut service = ListeningService::new("test", vec![listener], SaysNagle);
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { service.start_service(None, shutdown, 1).await });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut said = String::new();
+        client.read_to_string(&mut said).await.unwrap();
+        // The connection turns it off itself, before a write it could hold back.
+        assert_eq!(said, "on", "no setsockopt(TCP_NODELAY) when accepting");
+    }
+
     /// An HTTPS listener (pier's TLS settings, the generated fallback certificate) serving
     /// [`SaysPeer`]; its address, failure counter and shutdown switch.
     async fn https_service() -> (

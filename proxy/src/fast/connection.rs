@@ -360,8 +360,8 @@ async fn read_unbuffered(
 /// Reads the bytes that end a wait, making the connection's buffers only once they are
 /// there. A clear-text socket is waited on for readiness, then read on the stack: nothing to
 /// read into is held while it waits (tokio takes a socket just accepted as ready, so a request
-/// already there is read at once). A TLS stream may hold decrypted bytes that no socket
-/// readiness shows, so it waits with a small buffer on the heap.
+/// already there, as deferred accepting makes it, is read at once). A TLS stream may hold
+/// decrypted bytes that no socket readiness shows, so it waits with a small buffer on the heap.
 async fn read_provisioning(
     client: &mut Accepted,
     out: &mut Vec<u8>,
